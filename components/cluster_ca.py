@@ -1,0 +1,144 @@
+"""One cluster's intermediate CA and its `cacerts` Secret."""
+
+from collections.abc import Sequence
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+
+from components.keys import ca_private_key, validity_hours
+from components.profiles import INTERMEDIATE_CA
+
+CACERTS_SECRET_NAME = "cacerts"
+"""The Secret istiod reads its plugged-in CA from."""
+
+
+class ClusterCAArgs(TypedDict):
+    """Inputs of a ClusterCA. Defaults live in the stack config, not here."""
+
+    cluster_name: pulumi.Input[str]
+    """The cluster's name; the certificate's subject L, as in the Makefile."""
+    root_cert_pem: pulumi.Input[str]
+    """The signing root certificate, PEM."""
+    root_private_key_pem: pulumi.Input[str]
+    """The signing root key, PEM (pass a secret)."""
+    organization: pulumi.Input[str]
+    """Subject O (Makefile INTERMEDIATE_ORG)."""
+    common_name: pulumi.Input[str]
+    """Subject CN (Makefile INTERMEDIATE_CN)."""
+    validity_days: pulumi.Input[int]
+    """Days the certificate is valid (Makefile INTERMEDIATE_DAYS)."""
+    key_algorithm: pulumi.Input[str]
+    """`RSA` or `ECDSA`."""
+    rsa_bits: NotRequired[pulumi.Input[int]]
+    """RSA key size (Makefile INTERMEDIATE_KEYSZ); only with `RSA`."""
+    ecdsa_curve: NotRequired[pulumi.Input[str]]
+    """`P256` or `P384`; only with `ECDSA`."""
+    dns_names: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """subjectAltName DNS entries (Makefile INTERMEDIATE_SAN_DNS)."""
+    namespace: pulumi.Input[str]
+    """The Istio namespace that holds `cacerts` (Makefile ISTIO_NAMESPACE)."""
+    create_namespace: NotRequired[bool]
+    """Create the namespace, retained on delete. Default: it must exist."""
+    kubeconfig: NotRequired[pulumi.Input[str]]
+    """Path to (or contents of) the cluster's kubeconfig."""
+    context: NotRequired[pulumi.Input[str]]
+    """Kubeconfig context; default: its current context."""
+    render_directory: NotRequired[pulumi.Input[str]]
+    """Write manifests here instead of applying them; used when there is no kubeconfig."""
+
+
+class ClusterCA(pulumi.ComponentResource):
+    """An intermediate CA signed by the root, installed as `cacerts` in one cluster."""
+
+    cert_pem: pulumi.Output[str]
+    """The intermediate certificate, PEM (`ca-cert.pem`)."""
+    cert_chain_pem: pulumi.Output[str]
+    """The intermediate then the root, PEM (`cert-chain.pem`)."""
+    private_key_pem: pulumi.Output[str]
+    """The intermediate key, PEM (`ca-key.pem`); always a Pulumi secret."""
+    not_after: pulumi.Output[str]
+    """The intermediate's NotAfter, RFC 3339."""
+
+    def __init__(self, name: str, args: ClusterCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("istio-ca:index:ClusterCA", name, None, opts)
+        key = ca_private_key(
+            f"{name}-key",
+            algorithm=args["key_algorithm"],
+            rsa_bits=args.get("rsa_bits"),
+            ecdsa_curve=args.get("ecdsa_curve"),
+            parent=self,
+        )
+        csr = tls.CertRequest(
+            f"{name}-csr",
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(
+                organization=args["organization"],
+                common_name=args["common_name"],
+                locality=args["cluster_name"],
+            ),
+            dns_names=args["dns_names"] if INTERMEDIATE_CA.subject_alt_names else None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        cert = tls.LocallySignedCert(
+            f"{name}-cert",
+            cert_request_pem=csr.cert_request_pem,
+            ca_cert_pem=args["root_cert_pem"],
+            ca_private_key_pem=args["root_private_key_pem"],
+            validity_period_hours=validity_hours(args["validity_days"]),
+            allowed_uses=list(INTERMEDIATE_CA.key_usages),
+            is_ca_certificate=INTERMEDIATE_CA.is_ca,
+            max_path_length=INTERMEDIATE_CA.max_path_length,
+            set_subject_key_id=INTERMEDIATE_CA.subject_key_identifier,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.cert_pem = cert.cert_pem
+        self.cert_chain_pem = pulumi.Output.all(cert.cert_pem, args["root_cert_pem"]).apply(pem_bundle)
+        self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
+        self.not_after = cert.validity_end_time
+
+        provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=args.get("kubeconfig"),
+            context=args.get("context"),
+            render_yaml_to_directory=args.get("render_directory"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        namespace_dependency: list[pulumi.Resource] = []
+        if args.get("create_namespace", False):
+            namespace_dependency.append(
+                k8s.core.v1.Namespace(
+                    f"{name}-namespace",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args["namespace"]),
+                    # `pulumi destroy` must never take an Istio namespace with it.
+                    opts=pulumi.ResourceOptions(parent=self, provider=provider, retain_on_delete=True),
+                )
+            )
+        k8s.core.v1.Secret(
+            f"{name}-cacerts",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=CACERTS_SECRET_NAME, namespace=args["namespace"]),
+            type="Opaque",
+            string_data=pulumi.Output.secret(
+                {
+                    "ca-cert.pem": self.cert_pem,
+                    "ca-key.pem": self.private_key_pem,
+                    "root-cert.pem": args["root_cert_pem"],
+                    "cert-chain.pem": self.cert_chain_pem,
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=namespace_dependency),
+        )
+        self.register_outputs(
+            {
+                "cert_pem": self.cert_pem,
+                "cert_chain_pem": self.cert_chain_pem,
+                "private_key_pem": self.private_key_pem,
+                "not_after": self.not_after,
+            }
+        )
+
+
+def pem_bundle(pems: Sequence[str]) -> str:
+    """Concatenate PEM blocks, one newline between them, as openssl's `cat` would."""
+    return "".join(pem if pem.endswith("\n") else pem + "\n" for pem in pems)

@@ -1,0 +1,325 @@
+"""Stack config -> typed, validated settings.
+
+Every `istio-ca:` key is checked before any resource is registered, so a bad
+config fails `pulumi preview` with a message naming the key, and nothing is
+half-created. Defaults are those of Istio's Makefile.selfsigned.mk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pulumi
+import yaml
+
+from components.cluster_ca import ClusterCAArgs
+from components.root_ca import RootCAArgs
+
+NAMESPACE = "istio-ca"
+
+RSA_KEY_SIZES = (2048, 3072, 4096)
+ECDSA_KEY_SIZES = (256, 384)  # P-256 and P-384: the curves istiod signs with
+KEY_ALGORITHMS = {"RSA": RSA_KEY_SIZES, "ECDSA": ECDSA_KEY_SIZES}
+
+ROOT_DEFAULTS: Mapping[str, Any] = {
+    "days": 3650,
+    "keyAlgorithm": "RSA",
+    "keySize": 4096,
+    "org": "Istio",
+    "commonName": "Root CA",
+}
+INTERMEDIATE_DEFAULTS: Mapping[str, Any] = {
+    "days": 730,
+    "keyAlgorithm": "RSA",
+    "keySize": 4096,
+    "org": "Istio",
+    "commonName": "Intermediate CA",
+}
+DEFAULT_ISTIO_NAMESPACE = "istio-system"
+DEFAULT_RENDER_DIRECTORY = "rendered"
+
+ROOT_KEYS = frozenset(ROOT_DEFAULTS)
+INTERMEDIATE_KEYS = frozenset(INTERMEDIATE_DEFAULTS) | {"sanDns"}
+CLUSTER_KEYS = frozenset({"name", "kubeconfig", "context", "istioNamespace", "createNamespace", "intermediate"})
+STACK_KEYS = frozenset(
+    {"root", "intermediate", "clusters", "istioNamespace", "kubeconfig", "createNamespace", "renderDirectory"}
+)
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class ConfigError(pulumi.RunError):
+    """Bad stack config; Pulumi prints the message without a stack trace."""
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    algorithm: str
+    size: int
+    """RSA bits, or the ECDSA curve's size (256 for P-256)."""
+
+    def add_to(self, args: RootCAArgs | ClusterCAArgs) -> None:
+        """Set the component's key-size argument that fits the algorithm."""
+        if self.algorithm == "RSA":
+            args["rsa_bits"] = self.size
+        else:
+            args["ecdsa_curve"] = f"P{self.size}"
+
+
+@dataclass(frozen=True)
+class CertificateSettings:
+    organization: str
+    common_name: str
+    validity_days: int
+    key: KeySettings
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    name: str
+    intermediate: CertificateSettings
+    dns_names: tuple[str, ...]
+    namespace: str
+    create_namespace: bool
+    kubeconfig: str | None
+    context: str | None
+    render_directory: str | None
+
+    def args(self, root_cert_pem: pulumi.Input[str], root_private_key_pem: pulumi.Input[str]) -> ClusterCAArgs:
+        args = ClusterCAArgs(
+            cluster_name=self.name,
+            root_cert_pem=root_cert_pem,
+            root_private_key_pem=root_private_key_pem,
+            organization=self.intermediate.organization,
+            common_name=self.intermediate.common_name,
+            validity_days=self.intermediate.validity_days,
+            key_algorithm=self.intermediate.key.algorithm,
+            dns_names=list(self.dns_names),
+            namespace=self.namespace,
+            create_namespace=self.create_namespace,
+        )
+        self.intermediate.key.add_to(args)
+        if self.kubeconfig is not None:
+            args["kubeconfig"] = self.kubeconfig
+        if self.context is not None:
+            args["context"] = self.context
+        if self.render_directory is not None:
+            args["render_directory"] = self.render_directory
+        return args
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    root: CertificateSettings
+    clusters: tuple[ClusterSettings, ...]
+
+    def root_args(self) -> RootCAArgs:
+        args = RootCAArgs(
+            organization=self.root.organization,
+            common_name=self.root.common_name,
+            validity_days=self.root.validity_days,
+            key_algorithm=self.root.key.algorithm,
+        )
+        self.root.key.add_to(args)
+        return args
+
+
+def read_stack_config() -> dict[str, Any]:
+    """Every `istio-ca:` key the engine passed to this program, JSON values decoded."""
+    # The SDK keeps config in two places depending on how the program runs.
+    values = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    prefix = NAMESPACE + ":"
+    return {key.removeprefix(prefix): _decode(value) for key, value in values.items() if key.startswith(prefix)}
+
+
+def _decode(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
+    """Validate decoded `istio-ca:` config and fill in the Makefile's defaults."""
+    _reject_unknown(raw, STACK_KEYS, NAMESPACE)
+    root_raw = _object(raw, "root", f"{NAMESPACE}:root")
+    _reject_unknown(root_raw, ROOT_KEYS, f"{NAMESPACE}:root")
+    root = _certificate({**ROOT_DEFAULTS, **root_raw}, root_raw, f"{NAMESPACE}:root")
+
+    intermediate_raw = _object(raw, "intermediate", f"{NAMESPACE}:intermediate")
+    _reject_unknown(intermediate_raw, INTERMEDIATE_KEYS, f"{NAMESPACE}:intermediate")
+    defaults = _ClusterDefaults(
+        intermediate=intermediate_raw,
+        namespace=_namespace(raw.get("istioNamespace", DEFAULT_ISTIO_NAMESPACE), f"{NAMESPACE}:istioNamespace"),
+        create_namespace=_bool(raw.get("createNamespace", False), f"{NAMESPACE}:createNamespace"),
+        kubeconfig=_optional_str(raw.get("kubeconfig"), f"{NAMESPACE}:kubeconfig"),
+        render_directory=_str(raw.get("renderDirectory", DEFAULT_RENDER_DIRECTORY), f"{NAMESPACE}:renderDirectory"),
+    )
+    clusters = _clusters(raw.get("clusters"), defaults)
+    for cluster in clusters:
+        if cluster.intermediate.validity_days > root.validity_days:
+            raise ConfigError(
+                f"the intermediate CA of cluster {cluster.name!r} would outlive the root: "
+                f"intermediate days {cluster.intermediate.validity_days} > root days {root.validity_days} "
+                f"(set {NAMESPACE}:intermediate.days or {NAMESPACE}:root.days so the intermediate ends first)"
+            )
+    return StackSettings(root=root, clusters=clusters)
+
+
+@dataclass(frozen=True)
+class _ClusterDefaults:
+    intermediate: Mapping[str, Any]
+    namespace: str
+    create_namespace: bool
+    kubeconfig: str | None
+    render_directory: str
+
+
+def _clusters(value: Any, defaults: _ClusterDefaults) -> tuple[ClusterSettings, ...]:
+    key = f"{NAMESPACE}:clusters"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{key} must be a non-empty list of clusters, e.g. [{{name: cluster1}}]")
+    clusters = tuple(_cluster(entry, defaults, f"{key}[{index}]") for index, entry in enumerate(value))
+    seen: set[str] = set()
+    for cluster in clusters:
+        if cluster.name in seen:
+            raise ConfigError(f"{key}: cluster name {cluster.name!r} is used twice; names must be unique")
+        seen.add(cluster.name)
+    return clusters
+
+
+def _cluster(entry: Any, defaults: _ClusterDefaults, key: str) -> ClusterSettings:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{key} must be an object with at least a name, e.g. {{name: cluster1}}")
+    _reject_unknown(entry, CLUSTER_KEYS, key)
+    name = _dns_label(entry.get("name"), f"{key}.name", what="cluster name")
+    namespace = _namespace(entry.get("istioNamespace", defaults.namespace), f"{key}.istioNamespace")
+    override = _object(entry, "intermediate", f"{key}.intermediate")
+    _reject_unknown(override, INTERMEDIATE_KEYS, f"{key}.intermediate")
+    merged = {**defaults.intermediate, **override}
+    certificate = _certificate({**INTERMEDIATE_DEFAULTS, **merged}, merged, f"{key}.intermediate")
+    dns_names = _dns_names(merged.get("sanDns", [f"istiod.{namespace}.svc"]), f"{key}.intermediate.sanDns")
+    kubeconfig = _optional_str(entry.get("kubeconfig", defaults.kubeconfig), f"{key}.kubeconfig")
+    context = _optional_str(entry.get("context"), f"{key}.context")
+    settings = ClusterSettings(
+        name=name,
+        intermediate=certificate,
+        dns_names=dns_names,
+        namespace=namespace,
+        create_namespace=_bool(entry.get("createNamespace", defaults.create_namespace), f"{key}.createNamespace"),
+        kubeconfig=None,
+        context=None,
+        render_directory=None,
+    )
+    if kubeconfig is None:
+        if context is not None:
+            raise ConfigError(f"{key}.context is set but the cluster has no kubeconfig; set {key}.kubeconfig")
+        return replace(settings, render_directory=os.path.join(defaults.render_directory, name))
+    path = _kubeconfig_path(kubeconfig, context, f"{key}.kubeconfig")
+    return replace(settings, kubeconfig=path, context=context)
+
+
+def _kubeconfig_path(value: str, context: str | None, key: str) -> str:
+    path = os.path.abspath(os.path.expanduser(value))
+    if not os.path.isfile(path):
+        raise ConfigError(f"{key}: kubeconfig file {path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as stream:
+            document = yaml.safe_load(stream)
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{key}: cannot read kubeconfig {path}: {error}") from error
+    if not isinstance(document, dict):
+        raise ConfigError(f"{key}: {path} is not a kubeconfig (expected a YAML mapping)")
+    contexts = [entry.get("name") for entry in document.get("contexts") or [] if isinstance(entry, dict)]
+    wanted = context if context is not None else document.get("current-context")
+    if wanted is None:
+        raise ConfigError(f"{key}: {path} has no current-context; set the cluster's context (one of {contexts})")
+    if wanted not in contexts:
+        raise ConfigError(f"{key}: context {wanted!r} is not in {path}; it has {contexts}")
+    return path
+
+
+def _certificate(values: Mapping[str, Any], given: Mapping[str, Any], key: str) -> CertificateSettings:
+    algorithm = values["keyAlgorithm"]
+    if algorithm not in KEY_ALGORITHMS:
+        raise ConfigError(
+            f"{key}.keyAlgorithm: {algorithm!r} is not allowed; use RSA or ECDSA (istiod accepts no other CA key)"
+        )
+    # An ECDSA key without a size takes the smaller curve, not RSA's default 4096.
+    size = ECDSA_KEY_SIZES[0] if algorithm == "ECDSA" and "keySize" not in given else values["keySize"]
+    allowed = KEY_ALGORITHMS[algorithm]
+    if isinstance(size, bool) or size not in allowed:
+        raise ConfigError(f"{key}.keySize: {size!r} is not allowed for {algorithm}; use one of {list(allowed)}")
+    return CertificateSettings(
+        organization=_str(values["org"], f"{key}.org"),
+        common_name=_str(values["commonName"], f"{key}.commonName"),
+        validity_days=_positive_int(values["days"], f"{key}.days"),
+        key=KeySettings(algorithm=algorithm, size=size),
+    )
+
+
+def _reject_unknown(values: Mapping[str, Any], allowed: frozenset[str], key: str) -> None:
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(f"{key}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def _object(values: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
+    value = values.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be an object, got {value!r}")
+    return value
+
+
+def _str(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_str(value: Any, key: str) -> str | None:
+    return None if value is None else _str(value, key)
+
+
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key} must be a whole number of days greater than 0, got {value!r}")
+    return value
+
+
+def _dns_label(value: Any, key: str, *, what: str) -> str:
+    if not isinstance(value, str) or not DNS_LABEL.match(value):
+        raise ConfigError(
+            f"{key}: {value!r} is not a valid {what}; use a DNS label "
+            "(1-63 lowercase letters, digits or '-', starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def _namespace(value: Any, key: str) -> str:
+    return _dns_label(value, key, what="Kubernetes namespace")
+
+
+def _dns_names(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{key} must be a DNS name or a non-empty list of DNS names")
+    for name in value:
+        labels = name.split(".") if isinstance(name, str) else []
+        if not labels or len(name) > 253 or not all(DNS_LABEL.match(label) for label in labels):
+            raise ConfigError(f"{key}: {name!r} is not a DNS name (dot-separated lowercase DNS labels)")
+    return tuple(value)

@@ -1,0 +1,144 @@
+"""Runs the istio-ca program under Pulumi's mocks and records what it registers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import Mocks, rpc
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import Stack
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+MAIN = PROJECT_DIR / "__main__.py"
+FAKE_NOT_AFTER = "2036-01-01T00:00:00Z"
+
+
+def fake_private_key(name: str) -> str:
+    """A stand-in key PEM that names its resource, so leaks are easy to find."""
+    return f"-----BEGIN PRIVATE KEY-----\nfake-key-of-{name}\n-----END PRIVATE KEY-----\n"
+
+
+def fake_cert(name: str) -> str:
+    return f"-----BEGIN CERTIFICATE-----\nfake-cert-of-{name}\n-----END CERTIFICATE-----\n"
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    provider: str | None
+    parent: str
+    """The parent's URN (empty for the stack's own children)."""
+    retain_on_delete: bool
+
+
+@dataclass
+class Recorder(Mocks):
+    """Records every registered resource; answers with recognisable fake PEMs."""
+
+    resources: list[Registration] = field(default_factory=list)
+    requests: dict[str, Any] = field(default_factory=dict)
+    """The engine requests by resource name, for what MockResourceArgs leaves out."""
+    component_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What each component passed to register_outputs, by name, secrets still marked."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        request = self.requests[args.name]
+        self.resources.append(
+            Registration(args.typ, args.name, dict(args.inputs), args.provider, request.parent, request.retainOnDelete)
+        )
+        state = dict(args.inputs)
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = fake_private_key(args.name)
+        elif args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            state["certPem"] = fake_cert(args.name)
+            state["validityEndTime"] = FAKE_NOT_AFTER
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            state["certRequestPem"] = f"csr-of-{args.name}"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Registration:
+        (match,) = [r for r in self.resources if r.name == name]
+        return match
+
+
+@dataclass
+class ProgramRun:
+    recorder: Recorder
+    outputs: dict[str, Any]
+    """Stack outputs, resolved, each as (value, is_secret)."""
+    namespace: dict[str, Any]
+    """The program's module globals (root, clusters, ...)."""
+
+
+class RecordingMonitor(MockMonitor):
+    """Keeps each registration request, since MockResourceArgs has no parent or options."""
+
+    mocks: Recorder
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.mocks.requests[request.name] = request
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        if not request.urn.split("::")[2].endswith("pulumi:pulumi:Stack"):
+            outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+            self.mocks.component_outputs[request.urn.split("::")[-1]] = outputs
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
+
+
+def use_mocks() -> Recorder:
+    """Install a fresh Recorder as Pulumi's engine for the next program."""
+    recorder = Recorder()
+    pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_mocks(
+        recorder, project="istio-ca", stack="unit", preview=False, monitor=RecordingMonitor(recorder)
+    )
+    return recorder
+
+
+def run_program(config: dict[str, Any]) -> ProgramRun:
+    """Run __main__.py with `istio-ca:` config under mocks; return what it did."""
+    recorder = use_mocks()
+    pulumi.runtime.set_all_config({f"istio-ca:{key}": json.dumps(value) for key, value in config.items()})
+    namespace: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> pulumi.Output[Any]:
+        namespace.update(runpy.run_path(str(MAIN), run_name="__main__"))
+        stack = pulumi.runtime.settings.get_root_resource()
+        assert isinstance(stack, Stack)
+
+        async def resolve_outputs() -> None:
+            for name, value in stack.outputs.items():
+                output = pulumi.Output.from_input(value)
+                outputs[name] = (await output.future(), await output.is_secret())
+
+        return pulumi.Output.from_input(asyncio.ensure_future(resolve_outputs()))
+
+    program()
+    return ProgramRun(recorder=recorder, outputs=outputs, namespace=namespace)
+
+
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
+
+
+def unwrap_secret(value: Any) -> tuple[Any, bool]:
+    """Split a serialized input into its value and whether it was marked secret."""
+    if isinstance(value, dict) and value.get(SECRET_SIGNATURE) == "1b47061264138c4ac30d75fd1eb44270":
+        return value["value"], True
+    return value, False

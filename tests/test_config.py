@@ -1,0 +1,268 @@
+"""Stack config -> settings: the Makefile's defaults, overrides, and every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.config import (
+    CertificateSettings,
+    ConfigError,
+    KeySettings,
+    parse_settings,
+    read_stack_config,
+)
+
+TWO_CLUSTERS: dict[str, Any] = {"clusters": [{"name": "cluster1"}, {"name": "cluster2"}]}
+
+
+def with_clusters(*clusters: dict[str, Any], **keys: Any) -> dict[str, Any]:
+    return {"clusters": list(clusters), **keys}
+
+
+def test_defaults_are_the_makefiles() -> None:
+    settings = parse_settings(TWO_CLUSTERS)
+    # ROOTCA_DAYS, ROOTCA_KEYSZ, ROOTCA_ORG, ROOTCA_CN
+    assert settings.root == CertificateSettings("Istio", "Root CA", 3650, KeySettings("RSA", 4096))
+    assert [c.name for c in settings.clusters] == ["cluster1", "cluster2"]
+    for cluster in settings.clusters:
+        # INTERMEDIATE_DAYS, INTERMEDIATE_KEYSZ, INTERMEDIATE_ORG, INTERMEDIATE_CN
+        assert cluster.intermediate == CertificateSettings("Istio", "Intermediate CA", 730, KeySettings("RSA", 4096))
+        assert cluster.dns_names == ("istiod.istio-system.svc",)  # INTERMEDIATE_SAN_DNS
+        assert cluster.namespace == "istio-system"  # ISTIO_NAMESPACE
+        assert cluster.create_namespace is False
+        assert cluster.kubeconfig is None
+        assert cluster.render_directory == f"rendered/{cluster.name}"
+
+
+def test_stack_level_keys_apply_to_every_cluster() -> None:
+    settings = parse_settings(
+        with_clusters(
+            {"name": "east"},
+            {"name": "west"},
+            root={"days": 7300, "keySize": 3072, "org": "Acme", "commonName": "Acme Root"},
+            intermediate={"days": 365, "keySize": 2048, "org": "Acme Mesh", "commonName": "Acme Intermediate"},
+            istioNamespace="istio-ca",
+            createNamespace=True,
+            renderDirectory="out",
+        )
+    )
+    assert settings.root == CertificateSettings("Acme", "Acme Root", 7300, KeySettings("RSA", 3072))
+    for cluster in settings.clusters:
+        assert cluster.intermediate == CertificateSettings(
+            "Acme Mesh", "Acme Intermediate", 365, KeySettings("RSA", 2048)
+        )
+        assert cluster.namespace == "istio-ca"
+        assert cluster.dns_names == ("istiod.istio-ca.svc",)  # the SAN follows the namespace
+        assert cluster.create_namespace is True
+        assert cluster.render_directory == f"out/{cluster.name}"
+
+
+def test_per_cluster_overrides_touch_only_that_cluster() -> None:
+    settings = parse_settings(
+        with_clusters(
+            {"name": "east", "intermediate": {"days": 90, "keyAlgorithm": "ECDSA", "sanDns": ["istiod.east.example"]}},
+            {"name": "west", "istioNamespace": "mesh"},
+            intermediate={"org": "Acme"},
+        )
+    )
+    east, west = settings.clusters
+    assert east.intermediate == CertificateSettings("Acme", "Intermediate CA", 90, KeySettings("ECDSA", 256))
+    assert east.dns_names == ("istiod.east.example",)
+    assert east.namespace == "istio-system"
+    assert west.intermediate == CertificateSettings("Acme", "Intermediate CA", 730, KeySettings("RSA", 4096))
+    assert west.dns_names == ("istiod.mesh.svc",)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "size", "key_args"),
+    [
+        ("RSA", 2048, {"key_algorithm": "RSA", "rsa_bits": 2048}),
+        ("RSA", 3072, {"key_algorithm": "RSA", "rsa_bits": 3072}),
+        ("RSA", 4096, {"key_algorithm": "RSA", "rsa_bits": 4096}),
+        ("ECDSA", 256, {"key_algorithm": "ECDSA", "ecdsa_curve": "P256"}),
+        ("ECDSA", 384, {"key_algorithm": "ECDSA", "ecdsa_curve": "P384"}),
+    ],
+)
+def test_every_key_istiod_accepts_is_honoured(algorithm: str, size: int, key_args: dict[str, Any]) -> None:
+    settings = parse_settings(with_clusters({"name": "c1"}, root={"keyAlgorithm": algorithm, "keySize": size}))
+    assert settings.root.key == KeySettings(algorithm, size)
+    root_args = settings.root_args()
+    assert {k: v for k, v in root_args.items() if k in ("key_algorithm", "rsa_bits", "ecdsa_curve")} == key_args
+
+
+def test_kubeconfig_and_context_select_the_cluster(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path, contexts=["east", "west"], current="east")
+    settings = parse_settings(
+        with_clusters({"name": "east"}, {"name": "west", "context": "west"}, kubeconfig=str(kubeconfig))
+    )
+    east, west = settings.clusters
+    assert (east.kubeconfig, east.context, east.render_directory) == (str(kubeconfig), None, None)
+    assert (west.kubeconfig, west.context, west.render_directory) == (str(kubeconfig), "west", None)
+
+
+def test_per_cluster_kubeconfig_overrides_the_stack_one(tmp_path: Path) -> None:
+    shared = write_kubeconfig(tmp_path / "shared", contexts=["a"], current="a")
+    own = write_kubeconfig(tmp_path / "own", contexts=["b"], current="b")
+    settings = parse_settings(
+        with_clusters({"name": "one"}, {"name": "two", "kubeconfig": str(own)}, kubeconfig=str(shared))
+    )
+    assert [c.kubeconfig for c in settings.clusters] == [str(shared), str(own)]
+
+
+def write_kubeconfig(directory: Path, *, contexts: list[str], current: str | None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "kubeconfig"
+    document: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": c, "cluster": {"server": "https://127.0.0.1:6443"}} for c in contexts],
+        "users": [{"name": "admin", "user": {"token": "t"}}],
+        "contexts": [{"name": c, "context": {"cluster": c, "user": "admin"}} for c in contexts],
+    }
+    if current is not None:
+        document["current-context"] = current
+    path.write_text(json.dumps(document))  # JSON is YAML
+    return path
+
+
+BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown stack key", {**TWO_CLUSTERS, "rootDays": 10}, "istio-ca: unknown key(s) ['rootDays']"),
+    ("unknown root key", {**TWO_CLUSTERS, "root": {"dayz": 1}}, "istio-ca:root: unknown key(s) ['dayz']"),
+    (
+        "unknown intermediate key",
+        {**TWO_CLUSTERS, "intermediate": {"san": "x"}},
+        "istio-ca:intermediate: unknown key(s) ['san']",
+    ),
+    ("unknown cluster key", with_clusters({"name": "a", "ctx": "b"}), "istio-ca:clusters[0]: unknown key(s) ['ctx']"),
+    ("no clusters", {}, "istio-ca:clusters must be a non-empty list"),
+    ("empty cluster list", with_clusters(), "istio-ca:clusters must be a non-empty list"),
+    ("cluster not an object", with_clusters("cluster1"), "istio-ca:clusters[0] must be an object"),  # type: ignore[arg-type]
+    ("missing cluster name", with_clusters({}), "istio-ca:clusters[0].name: None is not a valid cluster name"),
+    ("empty cluster name", with_clusters({"name": ""}), "istio-ca:clusters[0].name: '' is not a valid cluster name"),
+    (
+        "duplicate cluster names",
+        with_clusters({"name": "a"}, {"name": "a"}),
+        "cluster name 'a' is used twice",
+    ),
+    (
+        "cluster name not a DNS label",
+        with_clusters({"name": "Cluster_1"}),
+        "istio-ca:clusters[0].name: 'Cluster_1' is not a valid cluster name",
+    ),
+    ("cluster name too long", with_clusters({"name": "a" * 64}), "is not a valid cluster name"),
+    (
+        "RSA key too small",
+        {**TWO_CLUSTERS, "root": {"keySize": 1024}},
+        "istio-ca:root.keySize: 1024 is not allowed for RSA; use one of [2048, 3072, 4096]",
+    ),
+    (
+        "ECDSA curve istiod rejects",
+        {**TWO_CLUSTERS, "intermediate": {"keyAlgorithm": "ECDSA", "keySize": 521}},
+        "istio-ca:clusters[0].intermediate.keySize: 521 is not allowed for ECDSA; use one of [256, 384]",
+    ),
+    (
+        "Ed25519",
+        {**TWO_CLUSTERS, "root": {"keyAlgorithm": "ED25519"}},
+        "istio-ca:root.keyAlgorithm: 'ED25519' is not allowed; use RSA or ECDSA",
+    ),
+    ("zero root days", {**TWO_CLUSTERS, "root": {"days": 0}}, "istio-ca:root.days must be a whole number"),
+    (
+        "negative intermediate days",
+        with_clusters({"name": "a", "intermediate": {"days": -5}}),
+        "istio-ca:clusters[0].intermediate.days must be a whole number of days greater than 0, got -5",
+    ),
+    ("days as text", {**TWO_CLUSTERS, "root": {"days": "ten"}}, "istio-ca:root.days must be a whole number"),
+    (
+        "intermediate outlives root",
+        {**TWO_CLUSTERS, "root": {"days": 365}},
+        "the intermediate CA of cluster 'cluster1' would outlive the root: intermediate days 730 > root days 365",
+    ),
+    (
+        "invalid namespace",
+        {**TWO_CLUSTERS, "istioNamespace": "Istio System"},
+        "istio-ca:istioNamespace: 'Istio System' is not a valid Kubernetes namespace",
+    ),
+    (
+        "invalid per-cluster namespace",
+        with_clusters({"name": "a", "istioNamespace": "-x"}),
+        "istio-ca:clusters[0].istioNamespace: '-x' is not a valid Kubernetes namespace",
+    ),
+    (
+        "SAN with a space",
+        {**TWO_CLUSTERS, "intermediate": {"sanDns": ["istiod istio-system"]}},
+        "istio-ca:clusters[0].intermediate.sanDns: 'istiod istio-system' is not a DNS name",
+    ),
+    (
+        "SAN that is a URI",
+        {**TWO_CLUSTERS, "intermediate": {"sanDns": ["spiffe://cluster.local/ns/x"]}},
+        "is not a DNS name",
+    ),
+    ("empty SAN list", {**TWO_CLUSTERS, "intermediate": {"sanDns": []}}, "must be a DNS name or a non-empty list"),
+    ("empty org", {**TWO_CLUSTERS, "root": {"org": " "}}, "istio-ca:root.org must be a non-empty string"),
+    (
+        "missing kubeconfig file",
+        {**TWO_CLUSTERS, "kubeconfig": "/nonexistent/kubeconfig"},
+        "istio-ca:clusters[0].kubeconfig: kubeconfig file /nonexistent/kubeconfig does not exist",
+    ),
+    (
+        "context without kubeconfig",
+        with_clusters({"name": "a", "context": "a"}),
+        "istio-ca:clusters[0].context is set but the cluster has no kubeconfig",
+    ),
+    ("createNamespace not a bool", {**TWO_CLUSTERS, "createNamespace": "yes"}, "must be true or false"),
+    ("root not an object", {**TWO_CLUSTERS, "root": "big"}, "istio-ca:root must be an object"),
+]
+
+
+@pytest.mark.parametrize(("config", "message"), [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_is_refused_with_the_key_named(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings(config)
+    assert message in str(error.value)
+
+
+def test_context_missing_from_kubeconfig(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path, contexts=["east"], current="east")
+    with pytest.raises(ConfigError, match=r"clusters\[0\]\.kubeconfig: context 'west' is not in .*; it has \['east'\]"):
+        parse_settings(with_clusters({"name": "a", "kubeconfig": str(kubeconfig), "context": "west"}))
+
+
+def test_kubeconfig_without_current_context_needs_a_context(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path, contexts=["east"], current=None)
+    with pytest.raises(ConfigError, match="has no current-context"):
+        parse_settings(with_clusters({"name": "a", "kubeconfig": str(kubeconfig)}))
+
+
+def test_kubeconfig_that_is_not_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text("clusters: [unclosed")
+    with pytest.raises(ConfigError, match="cannot read kubeconfig"):
+        parse_settings(with_clusters({"name": "a", "kubeconfig": str(path)}))
+
+
+def test_config_error_prints_without_a_stack_trace() -> None:
+    assert issubclass(ConfigError, pulumi.RunError)
+
+
+def test_read_stack_config_decodes_values_of_this_project_only() -> None:
+    pulumi.runtime.set_all_config(
+        {
+            "istio-ca:clusters": json.dumps([{"name": "a"}]),
+            "istio-ca:istioNamespace": "istio-system",
+            "istio-ca:createNamespace": "true",
+            "aws:region": "us-east-1",
+        }
+    )
+    try:
+        assert read_stack_config() == {
+            "clusters": [{"name": "a"}],
+            "istioNamespace": "istio-system",
+            "createNamespace": True,
+        }
+    finally:
+        pulumi.runtime.set_all_config({})

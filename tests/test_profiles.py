@@ -1,0 +1,30 @@
+"""The profile data says, literally, what issue #2 (and the Makefile) specify."""
+
+from components.profiles import INTERMEDIATE_CA, ROOT_CA
+
+MAKEFILE_CA_KEY_USAGES = {"digital_signature", "content_commitment", "key_encipherment", "cert_signing"}
+
+
+def test_root_profile_matches_makefile_root_ca_conf() -> None:
+    assert ROOT_CA.is_ca
+    assert set(ROOT_CA.key_usages) == MAKEFILE_CA_KEY_USAGES
+    assert ROOT_CA.max_path_length is None
+    assert ROOT_CA.subject_key_identifier
+    assert not ROOT_CA.authority_key_identifier
+    assert not ROOT_CA.subject_alt_names
+
+
+def test_intermediate_profile_matches_makefile_intermediate_conf() -> None:
+    assert INTERMEDIATE_CA.is_ca
+    assert set(INTERMEDIATE_CA.key_usages) == MAKEFILE_CA_KEY_USAGES
+    assert INTERMEDIATE_CA.max_path_length == 0
+    assert INTERMEDIATE_CA.subject_key_identifier
+    assert INTERMEDIATE_CA.authority_key_identifier
+    assert INTERMEDIATE_CA.subject_alt_names
+
+
+def test_no_ca_profile_has_an_extended_key_usage() -> None:
+    # istiod checks its CA with Go's serverAuth default; an EKU list would break it.
+    extended = {"server_auth", "client_auth", "any_extended", "code_signing", "email_protection"}
+    assert not extended & set(ROOT_CA.key_usages)
+    assert not extended & set(INTERMEDIATE_CA.key_usages)

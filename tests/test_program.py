@@ -1,0 +1,92 @@
+"""The whole program: the trust tree it registers and the stack outputs it exports."""
+
+from __future__ import annotations
+
+import json
+
+from pulumi.provider.experimental.analyzer import Analyzer
+
+from components.cluster_ca import ClusterCA
+from components.root_ca import RootCA
+from tests.program import FAKE_NOT_AFTER, fake_cert, run_program, unwrap_secret
+
+DEV_STACK = {"clusters": [{"name": "cluster1"}, {"name": "cluster2"}, {"name": "cluster3"}]}
+ROOT_TYPE = "istio-ca:index:RootCA"
+CLUSTER_TYPE = "istio-ca:index:ClusterCA"
+
+
+def parent_of(urn: str) -> tuple[str, str]:
+    """(type, name) of the resource a URN names."""
+    qualified_type, name = urn.split("::")[2:4]
+    return qualified_type.split("$")[-1], name
+
+
+def test_trust_tree_is_one_root_with_each_cluster_under_it() -> None:
+    recorder = run_program(DEV_STACK).recorder
+    (root,) = recorder.of_type(ROOT_TYPE)
+    assert root.name == "root"
+    assert parent_of(root.parent)[0] == "pulumi:pulumi:Stack"
+    clusters = recorder.of_type(CLUSTER_TYPE)
+    assert sorted(c.name for c in clusters) == ["cluster1", "cluster2", "cluster3"]
+    assert all(parent_of(c.parent) == (ROOT_TYPE, "root") for c in clusters)
+    for name in ("root-key", "root-cert"):
+        assert parent_of(recorder.named(name).parent) == (ROOT_TYPE, "root")
+
+
+def test_every_cluster_child_is_parented_to_its_cluster() -> None:
+    recorder = run_program(DEV_STACK).recorder
+    for cluster in ("cluster1", "cluster2", "cluster3"):
+        children = [r for r in recorder.resources if r.parent and parent_of(r.parent) == (CLUSTER_TYPE, cluster)]
+        assert sorted((r.type, r.name) for r in children) == [
+            ("kubernetes:core/v1:Secret", f"{cluster}-cacerts"),
+            ("pulumi:providers:kubernetes", f"{cluster}-k8s"),
+            ("tls:index/certRequest:CertRequest", f"{cluster}-csr"),
+            ("tls:index/locallySignedCert:LocallySignedCert", f"{cluster}-cert"),
+            ("tls:index/privateKey:PrivateKey", f"{cluster}-key"),
+        ]
+    assert len(recorder.resources) == 3 + 6 * 3  # root, its key and cert; per cluster 1 + 5
+
+
+def test_stack_outputs_hold_certificates_and_dates() -> None:
+    outputs = run_program(DEV_STACK).outputs
+    assert outputs["rootCertPem"] == (fake_cert("root-cert"), False)
+    assert outputs["rootNotAfter"] == (FAKE_NOT_AFTER, False)
+    clusters, clusters_secret = outputs["clusters"]
+    assert not clusters_secret
+    assert clusters["cluster2"] == {
+        "certPem": fake_cert("cluster2-cert"),
+        "certChainPem": fake_cert("cluster2-cert") + fake_cert("root-cert"),
+        "notAfter": FAKE_NOT_AFTER,
+    }
+
+
+def test_no_private_key_in_any_plain_output() -> None:
+    run = run_program(DEV_STACK)
+    plain = {name: value for name, (value, secret) in run.outputs.items() if not secret}
+    assert plain.keys() == {"rootCertPem", "rootNotAfter", "clusters"}
+    assert "PRIVATE KEY" not in json.dumps(plain)
+
+
+def test_components_register_their_outputs_with_keys_only_as_secrets() -> None:
+    registered = run_program(DEV_STACK).recorder.component_outputs
+    assert set(registered) == {"root", "cluster1", "cluster2", "cluster3"}
+    for name, outputs in registered.items():
+        key_pem, key_is_secret = unwrap_secret(outputs.pop("private_key_pem"))
+        assert key_is_secret and "PRIVATE KEY" in key_pem, name
+        assert "PRIVATE KEY" not in json.dumps(outputs), name
+    assert set(registered["root"]) == {"cert_pem", "not_after"}
+    assert set(registered["cluster1"]) == {"cert_pem", "cert_chain_pem", "not_after"}
+
+
+def test_components_can_be_served_as_a_component_package() -> None:
+    """The component-provider analyzer reads both components' args and outputs."""
+    result = Analyzer("istio-ca").analyze([RootCA, ClusterCA])
+    root = result["component_definitions"]["RootCA"]
+    cluster = result["component_definitions"]["ClusterCA"]
+    assert set(root.inputs) == {"organization", "commonName", "validityDays", "keyAlgorithm", "rsaBits", "ecdsaCurve"}
+    assert set(root.outputs) == {"certPem", "privateKeyPem", "notAfter"}
+    assert {"rootCertPem", "rootPrivateKeyPem", "dnsNames", "namespace", "kubeconfig", "renderDirectory"} <= set(
+        cluster.inputs
+    )
+    assert set(cluster.outputs) == {"certPem", "certChainPem", "privateKeyPem", "notAfter"}
+    assert root.inputs["rsaBits"].optional and not root.inputs["keyAlgorithm"].optional
