@@ -1,0 +1,122 @@
+"""Checks an issued certificate against its profile in components/profiles.py, as X.509."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from components.config import CertificateSettings
+from components.profiles import CertificateProfile
+
+# pulumi-tls allowed_uses name -> cryptography KeyUsage attribute.
+KEY_USAGE_ATTRIBUTES = {
+    "digital_signature": "digital_signature",
+    "content_commitment": "content_commitment",
+    "key_encipherment": "key_encipherment",
+    "data_encipherment": "data_encipherment",
+    "key_agreement": "key_agreement",
+    "cert_signing": "key_cert_sign",
+    "crl_signing": "crl_sign",
+}
+PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\n.+?\n-----END CERTIFICATE-----\n", re.DOTALL)
+
+
+def load_certificates(pem: str) -> list[x509.Certificate]:
+    """Every certificate in a PEM bundle, in order; nothing else may be in it."""
+    blocks = PEM_CERTIFICATE.findall(pem)
+    assert "".join(blocks) == pem, "the bundle holds something besides concatenated certificates"
+    return [x509.load_pem_x509_certificate(block.encode()) for block in blocks]
+
+
+def expected_extensions(profile: CertificateProfile) -> set[x509.ObjectIdentifier]:
+    oids = {ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE}
+    if profile.subject_key_identifier:
+        oids.add(ExtensionOID.SUBJECT_KEY_IDENTIFIER)
+    if profile.authority_key_identifier:
+        oids.add(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+    if profile.subject_alt_names:
+        oids.add(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    return oids
+
+
+def check_certificate(
+    cert: x509.Certificate,
+    *,
+    profile: CertificateProfile,
+    settings: CertificateSettings,
+    subject: dict[x509.ObjectIdentifier, str],
+    issuer: x509.Certificate,
+    dns_names: tuple[str, ...] = (),
+) -> None:
+    """Assert every extension, the subject, the key and the validity the profile and settings call for.
+
+    The pathlen of basicConstraints is checked separately (check_path_length): see the README.
+    """
+    assert {ext.oid for ext in cert.extensions} == expected_extensions(profile)
+
+    basic = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert basic.critical
+    assert basic.value.ca is profile.is_ca
+
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical
+    wanted = {KEY_USAGE_ATTRIBUTES[name] for name in profile.key_usages}
+    for attribute in KEY_USAGE_ATTRIBUTES.values():
+        assert getattr(usage.value, attribute) is (attribute in wanted), attribute
+
+    if profile.subject_key_identifier:
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        assert not ski.critical
+        assert ski.value.digest == x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
+    if profile.authority_key_identifier:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+        issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        assert aki.value.key_identifier == issuer_ski.digest
+    if profile.subject_alt_names:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert not san.critical
+        assert tuple(san.value.get_values_for_type(x509.DNSName)) == dns_names
+        assert len(san.value) == len(dns_names)  # DNS names and nothing else
+
+    assert {(a.oid, a.value) for a in cert.subject} == set(subject.items())
+    assert len(cert.subject) == len(subject)
+    assert cert.issuer == issuer.subject
+    cert.verify_directly_issued_by(issuer)
+
+    check_key(cert, settings)
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert lifetime == datetime.timedelta(days=settings.validity_days)
+
+
+def check_path_length(cert: x509.Certificate, profile: CertificateProfile) -> None:
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == profile.max_path_length
+
+
+def check_key(cert: x509.Certificate, settings: CertificateSettings) -> None:
+    key = cert.public_key()
+    if settings.key.algorithm == "RSA":
+        assert isinstance(key, rsa.RSAPublicKey)
+        assert key.key_size == settings.key.size
+        assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)
+    else:
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        assert key.curve.key_size == settings.key.size
+
+
+def check_key_matches(cert: x509.Certificate, private_key_pem: str) -> None:
+    """The private key is the one whose public half the certificate carries."""
+    key = load_pem_private_key(private_key_pem.encode(), password=None)
+    assert key.public_key() == cert.public_key()
+
+
+def subject_of(settings: CertificateSettings, locality: str | None = None) -> dict[x509.ObjectIdentifier, str]:
+    subject = {NameOID.ORGANIZATION_NAME: settings.organization, NameOID.COMMON_NAME: settings.common_name}
+    if locality is not None:
+        subject[NameOID.LOCALITY_NAME] = locality
+    return subject
