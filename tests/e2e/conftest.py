@@ -1,0 +1,56 @@
+"""Fixtures of the end-to-end suite: the built toolchain, Pulumi's offline home, two API servers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
+from tests.e2e.pulumi_cli import Toolchain, install_providers, offline_environment
+
+CLUSTER_NAMES = ("cluster1", "cluster2")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def toolchain() -> Toolchain:
+    root = os.environ.get("ISTIO_CA_TOOLCHAIN")
+    if not root:
+        if os.environ.get("CI"):
+            pytest.fail("ISTIO_CA_TOOLCHAIN is not set: in CI the end-to-end tests must run (`make test` sets it)")
+        pytest.skip("no toolchain: `make test` builds it, or set ISTIO_CA_TOOLCHAIN")
+    return Toolchain(Path(root))
+
+
+@pytest.fixture(scope="session")
+def pulumi_env(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """CLI environment with a private PULUMI_HOME holding the toolchain's provider plugins."""
+    base = tmp_path_factory.mktemp("pulumi")
+    (base / "state").mkdir()
+    env = offline_environment(toolchain, pulumi_home=base / "home", backend=base / "state")
+    install_providers(toolchain, env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def clusters(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalCluster]]:
+    """Two independent API servers, each with its own etcd; stopped whatever the tests do."""
+    base = tmp_path_factory.mktemp("clusters")
+    started: dict[str, LocalCluster] = {}
+    try:
+        for name in CLUSTER_NAMES:
+            started[name] = start_cluster(name, toolchain.bin, base / name)
+        for cluster in started.values():
+            wait_ready(cluster)
+        yield started
+    finally:
+        for cluster in started.values():
+            cluster.stop()

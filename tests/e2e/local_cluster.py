@@ -1,0 +1,208 @@
+"""A real Kubernetes API server (with its own etcd) on 127.0.0.1, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+READY_TIMEOUT_SECONDS = 120
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports, held together so none repeats."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@dataclass
+class LocalCluster:
+    """etcd + kube-apiserver, loopback only, admin by static token."""
+
+    name: str
+    workdir: Path
+    api_port: int
+    token: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    @property
+    def server_ca(self) -> Path:
+        return self.workdir / "pki" / "apiserver.crt"
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """One API call; returns the HTTP status and the decoded JSON body."""
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{self.api_port}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        context = ssl.create_default_context(cafile=str(self.server_ca))
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    def create_namespace(self, namespace: str) -> None:
+        status, body = self.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+        assert status == 201, body
+
+    def namespace_exists(self, namespace: str) -> bool:
+        status, _ = self.request("GET", f"/api/v1/namespaces/{namespace}")
+        return status == 200
+
+    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Secret object, or None when it does not exist."""
+        status, body = self.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        if status == 404:
+            return None
+        assert status == 200, body
+        return body
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        secret = self.secret(namespace, name)
+        assert secret is not None, f"{self.name}: secret {namespace}/{name} does not exist"
+        return {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+
+def start_cluster(name: str, bin_dir: Path, workdir: Path) -> LocalCluster:
+    """Launch etcd and kube-apiserver; call wait_ready before using the cluster."""
+    workdir.mkdir(parents=True)
+    (workdir / "pki").mkdir()
+    etcd_client, etcd_peer, api_port = free_ports(3)
+    cluster = LocalCluster(name=name, workdir=workdir, api_port=api_port, token=secrets.token_hex(24))
+    (workdir / "tokens.csv").write_text(f'{cluster.token},admin,admin-uid,"system:masters"\n')
+    write_service_account_keys(workdir)
+    try:
+        cluster.processes.append(
+            launch(
+                [
+                    str(bin_dir / "etcd"),
+                    "--name=default",
+                    f"--data-dir={workdir / 'etcd'}",
+                    f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+                    f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+                    f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                    f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
+                    "--log-level=warn",
+                ],
+                workdir / "etcd.log",
+            )
+        )
+        cluster.processes.append(
+            launch(
+                [
+                    str(bin_dir / "kube-apiserver"),
+                    f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={api_port}",
+                    f"--cert-dir={workdir / 'pki'}",
+                    f"--token-auth-file={workdir / 'tokens.csv'}",
+                    "--authorization-mode=RBAC",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    f"--service-account-key-file={workdir / 'sa.pub'}",
+                    f"--service-account-signing-key-file={workdir / 'sa.key'}",
+                    "--service-cluster-ip-range=10.0.0.0/24",
+                    # No kube-controller-manager runs, so nothing would clear the
+                    # foregroundDeletion finalizer Pulumi's deletes ask for.
+                    "--enable-garbage-collector=false",
+                    "--enable-priority-and-fairness=false",
+                    "--profiling=false",
+                    "--disable-admission-plugins=ServiceAccount",
+                    "--endpoint-reconciler-type=none",
+                ],
+                workdir / "apiserver.log",
+            )
+        )
+    except BaseException:
+        cluster.stop()
+        raise
+    write_kubeconfig(cluster)
+    return cluster
+
+
+def launch(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as stream:
+        return subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def write_service_account_keys(workdir: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (workdir / "sa.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (workdir / "sa.pub").write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+def write_kubeconfig(cluster: LocalCluster) -> None:
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster.name,
+                "cluster": {
+                    "server": f"https://127.0.0.1:{cluster.api_port}",
+                    "certificate-authority": str(cluster.server_ca),
+                },
+            }
+        ],
+        "users": [{"name": "admin", "user": {"token": cluster.token}}],
+        "contexts": [{"name": cluster.name, "context": {"cluster": cluster.name, "user": "admin"}}],
+        "current-context": cluster.name,
+    }
+    cluster.kubeconfig.write_text(json.dumps(kubeconfig, indent=2))
+
+
+def wait_ready(cluster: LocalCluster) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        for process in cluster.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{cluster.name}: a server exited early; see {cluster.workdir}/*.log")
+        if cluster.server_ca.exists():
+            try:
+                status, _ = cluster.request("GET", "/readyz")
+            except (OSError, ssl.SSLError, ValueError):
+                status = 0
+            if status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{cluster.name}: API server not ready after {READY_TIMEOUT_SECONDS}s; see {cluster.workdir}")

@@ -1,0 +1,145 @@
+"""The real `pulumi` CLI, offline: local file backend, passphrase secrets, plugins from the toolchain."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.program import PROJECT_DIR
+
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "requirements.txt", "components")
+PASSPHRASE = "e2e-only-passphrase"
+COMMAND_TIMEOUT_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """The directory toolchain/build.sh assembles: bin/ and providers/."""
+
+    root: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.root / "bin"
+
+    def provider(self, name: str) -> Path:
+        return self.root / "providers" / f"pulumi-resource-{name}"
+
+
+def plugin_version(package: str) -> str:
+    """The provider version the installed Python SDK asks the engine for."""
+    manifest = json.loads((resources.files(package) / "pulumi-plugin.json").read_text())
+    return str(manifest["version"])
+
+
+def offline_environment(toolchain: Toolchain, pulumi_home: Path, backend: Path) -> dict[str, str]:
+    """The environment of every CLI run: nothing ambient, nothing from the network."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k != "KUBECONFIG"}
+    env.update(
+        PATH=f"{toolchain.bin}{os.pathsep}{env.get('PATH', '')}",
+        PULUMI_HOME=str(pulumi_home),
+        PULUMI_BACKEND_URL=backend.as_uri(),
+        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
+        PULUMI_SKIP_UPDATE_CHECK="true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+        PULUMI_IGNORE_AMBIENT_PLUGINS="true",
+        PULUMI_DISABLE_REGISTRY_RESOLVE="true",
+        PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
+    )
+    return env
+
+
+def install_providers(toolchain: Toolchain, env: dict[str, str]) -> None:
+    for name, package in (("tls", "pulumi_tls"), ("kubernetes", "pulumi_kubernetes")):
+        binary = toolchain.provider(name)
+        if not binary.is_file():
+            raise FileNotFoundError(f"{binary} is missing: run `make tools`")
+        subprocess.run(
+            ["pulumi", "plugin", "install", "resource", name, plugin_version(package), "--file", str(binary)],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+        )
+
+
+@dataclass
+class Workspace:
+    """A copy of the project with one stack, driven through the CLI."""
+
+    directory: Path
+    stack: str
+    env: dict[str, str]
+    transcripts: list[str] = field(default_factory=list)
+    """Everything every command printed, for the no-key-in-output checks."""
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["pulumi", *args, "--stack", self.stack, "--non-interactive", "--color", "never"],
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+        )
+        transcript = f"$ pulumi {' '.join(args)}\n{result.stdout}\n{result.stderr}"
+        self.transcripts.append(transcript)
+        # Checked here, for every command, so no test can forget it.
+        assert "PRIVATE KEY" not in transcript, "a private key reached the CLI output"
+        if check and result.returncode != 0:
+            raise AssertionError(f"pulumi {' '.join(args)} failed ({result.returncode}):\n{transcript[-4000:]}")
+        return result
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Replace the stack's `istio-ca:` config (the secrets salt is kept)."""
+        path = self.directory / f"Pulumi.{self.stack}.yaml"
+        document = yaml.safe_load(path.read_text()) if path.exists() else {}
+        document["config"] = {f"istio-ca:{key}": value for key, value in config.items()}
+        path.write_text(yaml.safe_dump(document))
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        return self.run("up", "--yes", "--skip-preview")
+
+    def preview_steps(self) -> dict[str, str]:
+        """Planned operation per resource name, from `pulumi preview --json`."""
+        result = self.run("preview", "--json", "--diff")
+        steps = json.loads(result.stdout).get("steps", [])
+        return {step["urn"].split("::")[-1]: step["op"] for step in steps}
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(json.loads(self.run("stack", "output", "--json").stdout))
+
+    def export(self) -> str:
+        return self.run("stack", "export").stdout
+
+
+def new_workspace(directory: Path, stack: str, env: dict[str, str]) -> Workspace:
+    """Copy the project (the repo's own files), link its virtualenv, create the stack."""
+    directory.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, directory / name)
+    # Pulumi.yaml names `.venv`: point it at the environment running these tests.
+    (directory / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    workspace = Workspace(directory=directory, stack=stack, env=env)
+    subprocess.run(
+        ["pulumi", "stack", "init", stack, "--secrets-provider", "passphrase", "--non-interactive"],
+        cwd=directory,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+    )
+    return workspace
