@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Builds, or reuses from the cache, the pinned offline toolchain the end-to-end tests run:
+# the pulumi CLI and its Python language host, the tls and kubernetes provider plugins,
+# kube-apiserver and etcd. Each tool is built from Go modules by toolchain/<tool>/build.sh
+# and cached outside the clone under a key made of its recipe (go.mod, go.sum, scripts)
+# and the Go version, so a warm run takes seconds and a changed pin rebuilds only that tool.
+#
+#   bash toolchain/build.sh        progress on stderr; last stdout line: the toolchain directory
+#
+# The directory holds bin/ (pulumi, pulumi-language-python, pulumi-language-python-exec,
+# kube-apiserver, etcd) and providers/ (pulumi-resource-tls, pulumi-resource-kubernetes).
+# ISTIO_CA_TOOLCHAIN_CACHE moves the cache (default ~/.cache/istio-ca/toolchain).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${ISTIO_CA_TOOLCHAIN_CACHE:-$HOME/.cache/istio-ca/toolchain}"
+mkdir -p "$cache"
+log() { echo "[toolchain] $*" >&2; }
+
+command -v go >/dev/null || { log "ERROR: go is not on PATH; the toolchain is built from Go modules (Go >= 1.26)"; exit 1; }
+go_version="$(GOTOOLCHAIN=local go env GOVERSION)"
+
+# The recipe key: every file of the tool's directory but its notes, plus the Go version.
+recipe_key() {
+  { echo "$go_version"; git -C "$here/$1" ls-files -z --cached --others --exclude-standard -- . ':!*.md' \
+      | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
+}
+
+build_tool() { # tool -> prints its cached directory
+  local tool="$1" key dir started
+  key="$(cd "$here/$tool" && recipe_key "$tool")"
+  dir="$cache/$tool-$key"
+  if [ -f "$dir/.complete" ]; then
+    log "$tool: cached ($dir)"
+  else
+    log "$tool: building into $dir (cold builds take minutes; log: $dir.log)"
+    rm -rf "$dir" "$dir.partial"
+    started=$SECONDS
+    if ! bash "$here/$tool/build.sh" "$dir.partial" >"$dir.log" 2>&1; then
+      tail -n 30 "$dir.log" >&2
+      log "ERROR: building $tool failed; full log: $dir.log"
+      exit 1
+    fi
+    mv "$dir.partial" "$dir"
+    echo "$((SECONDS - started))" >"$dir/.build-seconds"
+    touch "$dir/.complete"
+    log "$tool: built in $((SECONDS - started))s"
+  fi
+  echo "$dir"
+}
+
+pulumi_dir="$(build_tool pulumi)"
+tls_dir="$(build_tool tls)"
+kubernetes_dir="$(build_tool kubernetes)"
+kube_dir="$(build_tool kube)"
+
+# One directory per combination, so concurrent checkouts with other pins never collide.
+combined="$cache/toolchain-$(echo "$pulumi_dir $tls_dir $kubernetes_dir $kube_dir" | sha256sum | cut -c1-16)"
+if [ ! -d "$combined" ]; then
+  rm -rf "$combined.partial"
+  mkdir -p "$combined.partial/bin" "$combined.partial/providers"
+  # pulumi finds its language host next to its resolved path, so these links are enough.
+  for file in pulumi pulumi-language-python pulumi-language-python-exec; do
+    ln -s "$pulumi_dir/$file" "$combined.partial/bin/$file"
+  done
+  ln -s "$kube_dir/kube-apiserver" "$combined.partial/bin/kube-apiserver"
+  ln -s "$kube_dir/etcd" "$combined.partial/bin/etcd"
+  ln -s "$tls_dir/pulumi-resource-tls" "$combined.partial/providers/pulumi-resource-tls"
+  ln -s "$kubernetes_dir/pulumi-resource-kubernetes" "$combined.partial/providers/pulumi-resource-kubernetes"
+  mv "$combined.partial" "$combined"
+fi
+for file in "$combined"/bin/* "$combined"/providers/*; do
+  [ -x "$file" ] || { log "ERROR: $file is missing or not executable"; exit 1; }
+done
+log "ready: $combined ($(du -sh "$cache" | cut -f1) cached in $cache)"
+echo "$combined"
