@@ -143,7 +143,9 @@ def test_stack_outputs_match_what_the_clusters_hold(deployment: Deployment) -> N
         assert outputs["clusters"][name]["certPem"] == files["ca-cert.pem"]
         assert outputs["clusters"][name]["certChainPem"] == files["cert-chain.pem"]
         (intermediate,) = load_certificates(files["ca-cert.pem"])
-        assert outputs["clusters"][name]["notAfter"] == intermediate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        # RFC 3339 with the provider's nanoseconds; the certificate keeps whole seconds.
+        not_after = outputs["clusters"][name]["notAfter"]
+        assert not_after[:19] == intermediate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def test_a_second_run_changes_nothing(deployment: Deployment) -> None:
