@@ -103,6 +103,9 @@ class ClusterCA(pulumi.ComponentResource):
             kubeconfig=args.get("kubeconfig"),
             context=args.get("context"),
             render_yaml_to_directory=args.get("render_directory"),
+            # Without it a changed Secret is deleted and re-created, and an istiod
+            # starting in between would find no `cacerts`.
+            enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         namespace_dependency: list[pulumi.Resource] = []

@@ -64,7 +64,8 @@ def test_each_secret_goes_through_its_own_clusters_provider() -> None:
     recorder = run_program(DEV_STACK).recorder
     for cluster in ("cluster1", "cluster2"):
         provider = recorder.named(f"{cluster}-k8s")
-        assert provider.inputs == {"renderYamlToDirectory": f"rendered/{cluster}"}
+        # enableSecretMutable: a changed cacerts is updated in place, never deleted and re-created.
+        assert provider.inputs == {"renderYamlToDirectory": f"rendered/{cluster}", "enableSecretMutable": "true"}
         secret = recorder.named(f"{cluster}-cacerts")
         assert secret.provider is not None
         assert secret.provider.split("::")[-2] == f"{cluster}-k8s"

@@ -35,6 +35,7 @@ def pulumi_env(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -
     """CLI environment with a private PULUMI_HOME holding the toolchain's provider plugins."""
     base = tmp_path_factory.mktemp("pulumi")
     (base / "state").mkdir()
+    (base / "home").mkdir()
     env = offline_environment(toolchain, pulumi_home=base / "home", backend=base / "state")
     install_providers(toolchain, env)
     return env

@@ -91,9 +91,9 @@ class LocalCluster:
         return {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}
 
     def stop(self) -> None:
+        """Stop the API server, then its etcd (which it needs to shut down cleanly)."""
         for process in reversed(self.processes):
             process.terminate()
-        for process in reversed(self.processes):
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -59,17 +59,20 @@ def offline_environment(toolchain: Toolchain, pulumi_home: Path, backend: Path) 
 
 
 def install_providers(toolchain: Toolchain, env: dict[str, str]) -> None:
+    """Put the built provider plugins into PULUMI_HOME under the versions the SDKs ask for."""
     for name, package in (("tls", "pulumi_tls"), ("kubernetes", "pulumi_kubernetes")):
         binary = toolchain.provider(name)
         if not binary.is_file():
             raise FileNotFoundError(f"{binary} is missing: run `make tools`")
-        subprocess.run(
+        result = subprocess.run(
             ["pulumi", "plugin", "install", "resource", name, plugin_version(package), "--file", str(binary)],
+            cwd=env["PULUMI_HOME"],  # outside any project, so no Pulumi.yaml is read
             env=env,
-            check=True,
             capture_output=True,
+            text=True,
             timeout=COMMAND_TIMEOUT_SECONDS,
         )
+        assert result.returncode == 0, f"installing the {name} plugin failed:\n{result.stdout}{result.stderr}"
 
 
 @dataclass

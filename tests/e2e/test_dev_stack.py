@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def test_dev_stack_renders_a_cacerts_secret_per_cluster(
         ]
         (secret,) = objects
         assert secret["type"] == "Opaque"
-        files = secret["stringData"]
+        files = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
         assert set(files) == CACERTS_KEYS
         (root,) = load_certificates(files["root-cert.pem"])
         (intermediate,) = load_certificates(files["ca-cert.pem"])
