@@ -58,8 +58,10 @@ build etcd go.etcd.io/etcd/server/v3
 step "checking binaries"
 got="$("$out/kube-apiserver" --version)" || fail "kube-apiserver --version failed"
 [ "$got" = "Kubernetes ${k8s_version}" ] || fail "kube-apiserver --version says '$got', expected 'Kubernetes ${k8s_version}'"
-"$out/etcd" --version | grep -q "etcd Version: ${etcd_version#v}" || fail "etcd --version does not report ${etcd_version#v}"
-echo "[kube] $got; etcd $("$out/etcd" --version | head -1)"
+# Read the whole output first: `grep -q` on a pipe can end it early and, with pipefail, fail the check.
+etcd_reported="$("$out/etcd" --version)" || fail "etcd --version failed"
+grep -q "etcd Version: ${etcd_version#v}" <<<"$etcd_reported" || fail "etcd --version does not report ${etcd_version#v}"
+echo "[kube] $got; etcd ${etcd_reported%%$'\n'*}"
 ls -l "$out/kube-apiserver" "$out/etcd"
 done_step
 echo "[kube] OK: $out/kube-apiserver $out/etcd"
