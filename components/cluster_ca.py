@@ -1,21 +1,21 @@
 """One cluster's intermediate CA and its `cacerts` Secret."""
 
 from collections.abc import Sequence
-from typing import NotRequired, TypedDict
+from typing import NotRequired
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from components.keys import ca_private_key, validity_hours
+from components.certificate import CertificateArgs, ca_private_key, validity_hours
 from components.profiles import INTERMEDIATE_CA
 
 CACERTS_SECRET_NAME = "cacerts"
 """The Secret istiod reads its plugged-in CA from."""
 
 
-class ClusterCAArgs(TypedDict):
-    """Inputs of a ClusterCA. Defaults live in the stack config, not here."""
+class ClusterCAArgs(CertificateArgs):
+    """Inputs of a ClusterCA: a CA certificate's, the signing root, and where `cacerts` goes."""
 
     cluster_name: pulumi.Input[str]
     """The cluster's name; the certificate's subject L, as in the Makefile."""
@@ -23,18 +23,6 @@ class ClusterCAArgs(TypedDict):
     """The signing root certificate, PEM."""
     root_private_key_pem: pulumi.Input[str]
     """The signing root key, PEM (pass a secret)."""
-    organization: pulumi.Input[str]
-    """Subject O (Makefile INTERMEDIATE_ORG)."""
-    common_name: pulumi.Input[str]
-    """Subject CN (Makefile INTERMEDIATE_CN)."""
-    validity_days: pulumi.Input[int]
-    """Days the certificate is valid (Makefile INTERMEDIATE_DAYS)."""
-    key_algorithm: pulumi.Input[str]
-    """`RSA` or `ECDSA`."""
-    rsa_bits: NotRequired[pulumi.Input[int]]
-    """RSA key size (Makefile INTERMEDIATE_KEYSZ); only with `RSA`."""
-    ecdsa_curve: NotRequired[pulumi.Input[str]]
-    """`P256` or `P384`; only with `ECDSA`."""
     dns_names: pulumi.Input[Sequence[pulumi.Input[str]]]
     """subjectAltName DNS entries (Makefile INTERMEDIATE_SAN_DNS)."""
     namespace: pulumi.Input[str]
@@ -63,13 +51,7 @@ class ClusterCA(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("istio-ca:index:ClusterCA", name, None, opts)
-        key = ca_private_key(
-            f"{name}-key",
-            algorithm=args["key_algorithm"],
-            rsa_bits=args.get("rsa_bits"),
-            ecdsa_curve=args.get("ecdsa_curve"),
-            parent=self,
-        )
+        key = ca_private_key(f"{name}-key", args, parent=self)
         csr = tls.CertRequest(
             f"{name}-csr",
             private_key_pem=key.private_key_pem,

@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import yaml
 
+from components.certificate import CertificateArgs
 from components.cluster_ca import ClusterCAArgs
 from components.root_ca import RootCAArgs
 
@@ -63,7 +64,7 @@ class KeySettings:
     size: int
     """RSA bits, or the ECDSA curve's size (256 for P-256)."""
 
-    def add_to(self, args: RootCAArgs | ClusterCAArgs) -> None:
+    def add_to(self, args: CertificateArgs) -> None:
         """Set the component's key-size argument that fits the algorithm."""
         if self.algorithm == "RSA":
             args["rsa_bits"] = self.size

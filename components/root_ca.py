@@ -1,29 +1,14 @@
 """The mesh's root CA: a self-signed certificate and its key."""
 
-from typing import NotRequired, TypedDict
-
 import pulumi
 import pulumi_tls as tls
 
-from components.keys import ca_private_key, validity_hours
+from components.certificate import CertificateArgs, ca_private_key, validity_hours
 from components.profiles import ROOT_CA
 
 
-class RootCAArgs(TypedDict):
-    """Inputs of a RootCA. Defaults live in the stack config, not here."""
-
-    organization: pulumi.Input[str]
-    """Subject O (Makefile ROOTCA_ORG)."""
-    common_name: pulumi.Input[str]
-    """Subject CN (Makefile ROOTCA_CN)."""
-    validity_days: pulumi.Input[int]
-    """Days the certificate is valid (Makefile ROOTCA_DAYS)."""
-    key_algorithm: pulumi.Input[str]
-    """`RSA` or `ECDSA`."""
-    rsa_bits: NotRequired[pulumi.Input[int]]
-    """RSA key size (Makefile ROOTCA_KEYSZ); only with `RSA`."""
-    ecdsa_curve: NotRequired[pulumi.Input[str]]
-    """`P256` or `P384`; only with `ECDSA`."""
+class RootCAArgs(CertificateArgs):
+    """Inputs of a RootCA: only those every CA certificate takes."""
 
 
 class RootCA(pulumi.ComponentResource):
@@ -38,13 +23,7 @@ class RootCA(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RootCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("istio-ca:index:RootCA", name, None, opts)
-        key = ca_private_key(
-            f"{name}-key",
-            algorithm=args["key_algorithm"],
-            rsa_bits=args.get("rsa_bits"),
-            ecdsa_curve=args.get("ecdsa_curve"),
-            parent=self,
-        )
+        key = ca_private_key(f"{name}-key", args, parent=self)
         cert = tls.SelfSignedCert(
             f"{name}-cert",
             private_key_pem=key.private_key_pem,
