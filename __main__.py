@@ -5,6 +5,7 @@ import pulumi
 from components.cluster_ca import ClusterCA
 from components.config import parse_settings, read_stack_config
 from components.root_ca import RootCA
+from components.workload_certs import WorkloadCerts
 
 settings = parse_settings(read_stack_config())
 
@@ -17,6 +18,14 @@ clusters = {
     )
     for cluster in settings.clusters
 }
+workloads = {
+    workload.namespace: WorkloadCerts(
+        workload.namespace,
+        workload.args(root.cert_pem, root.private_key_pem),
+        opts=pulumi.ResourceOptions(parent=root),
+    )
+    for workload in settings.workloads
+}
 
 pulumi.export("rootCertPem", root.cert_pem)
 pulumi.export("rootNotAfter", root.not_after)
@@ -27,3 +36,26 @@ pulumi.export(
         for name, ca in clusters.items()
     },
 )
+if workloads:
+    pulumi.export(
+        "workloads",
+        {
+            namespace: {
+                "certPem": certs.cert_pem,
+                "certChainPem": certs.cert_chain_pem,
+                "caCertPem": certs.ca_cert_pem,
+                "notAfter": certs.not_after,
+            }
+            for namespace, certs in workloads.items()
+        },
+    )
+    # Kept apart so the certificates above stay readable: a secret anywhere hides the whole output.
+    pulumi.export(
+        "workloadKeys",
+        pulumi.Output.secret(
+            {
+                namespace: {"keyPem": certs.private_key_pem, "caKeyPem": certs.ca_private_key_pem}
+                for namespace, certs in workloads.items()
+            }
+        ),
+    )

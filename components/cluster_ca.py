@@ -7,7 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from components.certificate import CertificateArgs, ca_private_key, validity_hours
+from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate
 from components.profiles import INTERMEDIATE_CA
 
 CACERTS_SECRET_NAME = "cacerts"
@@ -51,30 +51,20 @@ class ClusterCA(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("istio-ca:index:ClusterCA", name, None, opts)
-        key = ca_private_key(f"{name}-key", args, parent=self)
-        csr = tls.CertRequest(
-            f"{name}-csr",
-            private_key_pem=key.private_key_pem,
+        issued = signed_certificate(
+            name,
+            args=args,
+            profile=INTERMEDIATE_CA,
             subject=tls.CertRequestSubjectArgs(
                 organization=args["organization"],
                 common_name=args["common_name"],
                 locality=args["cluster_name"],
             ),
-            dns_names=args["dns_names"] if INTERMEDIATE_CA.subject_alt_names else None,
-            opts=pulumi.ResourceOptions(parent=self),
+            dns_names=args["dns_names"],
+            issuer=Issuer(cert_pem=args["root_cert_pem"], private_key_pem=args["root_private_key_pem"]),
+            parent=self,
         )
-        cert = tls.LocallySignedCert(
-            f"{name}-cert",
-            cert_request_pem=csr.cert_request_pem,
-            ca_cert_pem=args["root_cert_pem"],
-            ca_private_key_pem=args["root_private_key_pem"],
-            validity_period_hours=validity_hours(args["validity_days"]),
-            allowed_uses=list(INTERMEDIATE_CA.key_usages),
-            is_ca_certificate=INTERMEDIATE_CA.is_ca,
-            max_path_length=INTERMEDIATE_CA.max_path_length,
-            set_subject_key_id=INTERMEDIATE_CA.subject_key_identifier,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        key, cert = issued.key, issued.cert
         self.cert_pem = cert.cert_pem
         self.cert_chain_pem = pulumi.Output.all(cert.cert_pem, args["root_cert_pem"]).apply(pem_bundle)
         self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
@@ -122,8 +112,3 @@ class ClusterCA(pulumi.ComponentResource):
                 "not_after": self.not_after,
             }
         )
-
-
-def pem_bundle(pems: Sequence[str]) -> str:
-    """Concatenate PEM blocks, one newline between them, as openssl's `cat` would."""
-    return "".join(pem if pem.endswith("\n") else pem + "\n" for pem in pems)

@@ -20,6 +20,7 @@ import yaml
 from components.certificate import CertificateArgs
 from components.cluster_ca import ClusterCAArgs
 from components.root_ca import RootCAArgs
+from components.workload_certs import WorkloadCertsArgs
 
 NAMESPACE = "istio-ca"
 
@@ -41,14 +42,30 @@ INTERMEDIATE_DEFAULTS: Mapping[str, Any] = {
     "org": "Istio",
     "commonName": "Intermediate CA",
 }
+WORKLOAD_DEFAULTS: Mapping[str, Any] = {
+    "serviceAccount": "default",
+    "trustDomain": "cluster.local",
+    "days": 1,
+    "commonName": "Workload",
+}
 DEFAULT_ISTIO_NAMESPACE = "istio-system"
 DEFAULT_RENDER_DIRECTORY = "rendered"
 
 ROOT_KEYS = frozenset(ROOT_DEFAULTS)
 INTERMEDIATE_KEYS = frozenset(INTERMEDIATE_DEFAULTS) | {"sanDns"}
 CLUSTER_KEYS = frozenset({"name", "kubeconfig", "context", "istioNamespace", "createNamespace", "intermediate"})
+WORKLOAD_KEYS = frozenset(WORKLOAD_DEFAULTS) | {"namespace"}
 STACK_KEYS = frozenset(
-    {"root", "intermediate", "clusters", "istioNamespace", "kubeconfig", "createNamespace", "renderDirectory"}
+    {
+        "root",
+        "intermediate",
+        "clusters",
+        "workloads",
+        "istioNamespace",
+        "kubeconfig",
+        "createNamespace",
+        "renderDirectory",
+    }
 )
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -115,9 +132,41 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class WorkloadSettings:
+    """A `<namespace>-certs` target: a namespace intermediate and one workload leaf."""
+
+    namespace: str
+    intermediate: CertificateSettings
+    dns_names: tuple[str, ...]
+    service_account: str
+    trust_domain: str
+    common_name: str
+    validity_days: int
+
+    def args(self, root_cert_pem: pulumi.Input[str], root_private_key_pem: pulumi.Input[str]) -> WorkloadCertsArgs:
+        args = WorkloadCertsArgs(
+            organization=self.intermediate.organization,
+            common_name=self.intermediate.common_name,
+            validity_days=self.intermediate.validity_days,
+            key_algorithm=self.intermediate.key.algorithm,
+            namespace=self.namespace,
+            root_cert_pem=root_cert_pem,
+            root_private_key_pem=root_private_key_pem,
+            dns_names=list(self.dns_names),
+            service_account=self.service_account,
+            trust_domain=self.trust_domain,
+            workload_common_name=self.common_name,
+            workload_validity_days=self.validity_days,
+        )
+        self.intermediate.key.add_to(args)
+        return args
+
+
+@dataclass(frozen=True)
 class StackSettings:
     root: CertificateSettings
     clusters: tuple[ClusterSettings, ...]
+    workloads: tuple[WorkloadSettings, ...] = ()
 
     def root_args(self) -> RootCAArgs:
         args = RootCAArgs(
@@ -164,14 +213,17 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
         render_directory=_str(raw.get("renderDirectory", DEFAULT_RENDER_DIRECTORY), f"{NAMESPACE}:renderDirectory"),
     )
     clusters = _clusters(raw.get("clusters"), defaults)
-    for cluster in clusters:
-        if cluster.intermediate.validity_days > root.validity_days:
+    workloads = _workloads(raw.get("workloads", []), defaults)
+    intermediates = [(f"cluster {c.name!r}", c.intermediate) for c in clusters]
+    intermediates += [(f"workload namespace {w.namespace!r}", w.intermediate) for w in workloads]
+    for owner, intermediate in intermediates:
+        if intermediate.validity_days > root.validity_days:
             raise ConfigError(
-                f"the intermediate CA of cluster {cluster.name!r} would outlive the root: "
-                f"intermediate days {cluster.intermediate.validity_days} > root days {root.validity_days} "
+                f"the intermediate CA of {owner} would outlive the root: "
+                f"intermediate days {intermediate.validity_days} > root days {root.validity_days} "
                 f"(set {NAMESPACE}:intermediate.days or {NAMESPACE}:root.days so the intermediate ends first)"
             )
-    return StackSettings(root=root, clusters=clusters)
+    return StackSettings(root=root, clusters=clusters, workloads=workloads)
 
 
 @dataclass(frozen=True)
@@ -194,6 +246,47 @@ def _clusters(value: Any, defaults: _ClusterDefaults) -> tuple[ClusterSettings, 
             raise ConfigError(f"{key}: cluster name {cluster.name!r} is used twice; names must be unique")
         seen.add(cluster.name)
     return clusters
+
+
+def _workloads(value: Any, defaults: _ClusterDefaults) -> tuple[WorkloadSettings, ...]:
+    key = f"{NAMESPACE}:workloads"
+    if not isinstance(value, list):
+        raise ConfigError(f"{key} must be a list of workloads, e.g. [{{namespace: vm-apps}}]")
+    workloads = tuple(_workload(entry, defaults, f"{key}[{index}]") for index, entry in enumerate(value))
+    namespaces = [w.namespace for w in workloads]
+    for namespace in namespaces:
+        if namespaces.count(namespace) > 1:
+            raise ConfigError(f"{key}: namespace {namespace!r} is listed twice; one entry per namespace")
+    return workloads
+
+
+def _workload(entry: Any, defaults: _ClusterDefaults, key: str) -> WorkloadSettings:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{key} must be an object with at least a namespace, e.g. {{namespace: vm-apps}}")
+    _reject_unknown(entry, WORKLOAD_KEYS, key)
+    values = {**WORKLOAD_DEFAULTS, **entry}
+    namespace = _namespace(entry.get("namespace"), f"{key}.namespace")
+    intermediate = _certificate(
+        {**INTERMEDIATE_DEFAULTS, **defaults.intermediate}, defaults.intermediate, f"{NAMESPACE}:intermediate"
+    )
+    days = _positive_int(values["days"], f"{key}.days")
+    if days > intermediate.validity_days:
+        raise ConfigError(
+            f"{key}.days: the workload certificate ({days} days) would outlive its namespace intermediate "
+            f"({intermediate.validity_days} days, {NAMESPACE}:intermediate.days)"
+        )
+    return WorkloadSettings(
+        namespace=namespace,
+        intermediate=intermediate,
+        dns_names=_dns_names(
+            defaults.intermediate.get("sanDns", [f"istiod.{defaults.namespace}.svc"]),
+            f"{NAMESPACE}:intermediate.sanDns",
+        ),
+        service_account=_dns_name(values["serviceAccount"], f"{key}.serviceAccount"),
+        trust_domain=_dns_name(values["trustDomain"], f"{key}.trustDomain"),
+        common_name=_str(values["commonName"], f"{key}.commonName"),
+        validity_days=days,
+    )
 
 
 def _cluster(entry: Any, defaults: _ClusterDefaults, key: str) -> ClusterSettings:
@@ -319,8 +412,11 @@ def _dns_names(value: Any, key: str) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{key} must be a DNS name or a non-empty list of DNS names")
-    for name in value:
-        labels = name.split(".") if isinstance(name, str) else []
-        if not labels or len(name) > 253 or not all(DNS_LABEL.match(label) for label in labels):
-            raise ConfigError(f"{key}: {name!r} is not a DNS name (dot-separated lowercase DNS labels)")
-    return tuple(value)
+    return tuple(_dns_name(name, key) for name in value)
+
+
+def _dns_name(name: Any, key: str) -> str:
+    labels = name.split(".") if isinstance(name, str) else []
+    if not labels or len(name) > 253 or not all(DNS_LABEL.match(label) for label in labels):
+        raise ConfigError(f"{key}: {name!r} is not a DNS name (dot-separated lowercase DNS labels)")
+    return str(name)

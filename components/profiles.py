@@ -23,23 +23,30 @@ CA_KEY_USAGES: tuple[str, ...] = (
 class CertificateProfile:
     """The extensions of one kind of certificate.
 
-    ``key_usages`` are pulumi-tls ``allowed_uses`` names. An extended key usage would
-    also go there; CA profiles have none because istiod verifies its CA with Go's
-    serverAuth default, which any EKU list without serverAuth would break.
-    ``max_path_length`` of ``None`` means the basicConstraints carry no pathlen.
+    Usages are pulumi-tls ``allowed_uses`` names. CA profiles have no extended key
+    usage because istiod verifies its CA with Go's serverAuth default, which any EKU
+    list without serverAuth would break. ``max_path_length`` of ``None`` means the
+    basicConstraints carry no pathlen.
     """
 
     is_ca: bool
     key_usages: tuple[str, ...]
+    extended_key_usages: tuple[str, ...]
     max_path_length: int | None
     subject_key_identifier: bool
     authority_key_identifier: bool
     subject_alt_names: bool
 
+    @property
+    def allowed_uses(self) -> list[str]:
+        """The pulumi-tls `allowed_uses` argument."""
+        return [*self.key_usages, *self.extended_key_usages]
+
 
 ROOT_CA = CertificateProfile(
     is_ca=True,
     key_usages=CA_KEY_USAGES,
+    extended_key_usages=(),
     max_path_length=None,
     subject_key_identifier=True,
     authority_key_identifier=False,
@@ -49,7 +56,19 @@ ROOT_CA = CertificateProfile(
 INTERMEDIATE_CA = CertificateProfile(
     is_ca=True,
     key_usages=CA_KEY_USAGES,
+    extended_key_usages=(),
     max_path_length=0,
+    subject_key_identifier=True,
+    authority_key_identifier=True,
+    subject_alt_names=True,
+)
+
+# A VM's workload certificate, as the Makefile's `<namespace>/workload.conf`.
+WORKLOAD = CertificateProfile(
+    is_ca=False,
+    key_usages=("digital_signature", "key_encipherment"),
+    extended_key_usages=("server_auth", "client_auth"),
+    max_path_length=None,
     subject_key_identifier=True,
     authority_key_identifier=True,
     subject_alt_names=True,

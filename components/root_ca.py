@@ -3,7 +3,7 @@
 import pulumi
 import pulumi_tls as tls
 
-from components.certificate import CertificateArgs, ca_private_key, validity_hours
+from components.certificate import CertificateArgs, private_key, validity_hours
 from components.profiles import ROOT_CA
 
 
@@ -23,7 +23,7 @@ class RootCA(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RootCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("istio-ca:index:RootCA", name, None, opts)
-        key = ca_private_key(f"{name}-key", args, parent=self)
+        key = private_key(f"{name}-key", args, parent=self)
         cert = tls.SelfSignedCert(
             f"{name}-cert",
             private_key_pem=key.private_key_pem,
@@ -32,7 +32,7 @@ class RootCA(pulumi.ComponentResource):
                 common_name=args["common_name"],
             ),
             validity_period_hours=validity_hours(args["validity_days"]),
-            allowed_uses=list(ROOT_CA.key_usages),
+            allowed_uses=ROOT_CA.allowed_uses,
             is_ca_certificate=ROOT_CA.is_ca,
             max_path_length=ROOT_CA.max_path_length,
             set_subject_key_id=ROOT_CA.subject_key_identifier,

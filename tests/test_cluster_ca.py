@@ -7,7 +7,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.cluster_ca import ClusterCA, ClusterCAArgs, pem_bundle
+from components.certificate import pem_bundle
+from components.cluster_ca import ClusterCA, ClusterCAArgs
 from components.profiles import INTERMEDIATE_CA
 from tests.program import fake_cert, fake_private_key, run_program, unwrap_secret, use_mocks
 

@@ -266,3 +266,59 @@ def test_read_stack_config_decodes_values_of_this_project_only() -> None:
         }
     finally:
         pulumi.runtime.set_all_config({})
+
+
+def test_workloads_default_to_the_makefiles_certs_target() -> None:
+    settings = parse_settings({**TWO_CLUSTERS, "workloads": [{"namespace": "vm-apps"}]})
+    (workload,) = settings.workloads
+    assert workload.namespace == "vm-apps"
+    assert (workload.service_account, workload.trust_domain, workload.validity_days, workload.common_name) == (
+        "default",  # SERVICE_ACCOUNT
+        "cluster.local",
+        1,  # WORKLOAD_DAYS
+        "Workload",  # WORKLOAD_CN
+    )
+    assert workload.intermediate == CertificateSettings("Istio", "Intermediate CA", 730, KeySettings("RSA", 4096))
+    assert workload.dns_names == ("istiod.istio-system.svc",)
+    assert parse_settings(TWO_CLUSTERS).workloads == ()
+
+
+def test_workload_settings_are_honoured() -> None:
+    settings = parse_settings(
+        {
+            **TWO_CLUSTERS,
+            "intermediate": {"keyAlgorithm": "ECDSA", "days": 90},
+            "workloads": [
+                {"namespace": "vm-a", "serviceAccount": "vm-sa", "trustDomain": "mesh.example", "days": 7},
+                {"namespace": "vm-b", "commonName": "VM"},
+            ],
+        }
+    )
+    first, second = settings.workloads
+    assert (first.service_account, first.trust_domain, first.validity_days) == ("vm-sa", "mesh.example", 7)
+    assert first.intermediate.key == KeySettings("ECDSA", 256)
+    assert second.common_name == "VM"
+    args = first.args("ROOT", "KEY")
+    assert (args["namespace"], args["service_account"], args["trust_domain"]) == ("vm-a", "vm-sa", "mesh.example")
+    assert (args["workload_validity_days"], args["validity_days"], args.get("ecdsa_curve")) == (7, 90, "P256")
+
+
+BAD_WORKLOADS: list[tuple[str, Any, str]] = [
+    ("not a list", {"namespace": "a"}, "istio-ca:workloads must be a list"),
+    ("entry not an object", ["vm"], "istio-ca:workloads[0] must be an object"),
+    ("missing namespace", [{}], "istio-ca:workloads[0].namespace: None is not a valid Kubernetes namespace"),
+    ("bad namespace", [{"namespace": "VM"}], "istio-ca:workloads[0].namespace: 'VM' is not a valid"),
+    ("duplicate", [{"namespace": "a"}, {"namespace": "a"}], "namespace 'a' is listed twice"),
+    ("unknown key", [{"namespace": "a", "sa": "x"}], "istio-ca:workloads[0]: unknown key(s) ['sa']"),
+    ("bad service account", [{"namespace": "a", "serviceAccount": "My SA"}], "serviceAccount: 'My SA' is not a DNS"),
+    ("bad trust domain", [{"namespace": "a", "trustDomain": "spiffe://x"}], "trustDomain: 'spiffe://x' is not a DNS"),
+    ("zero days", [{"namespace": "a", "days": 0}], "istio-ca:workloads[0].days must be a whole number"),
+    ("outlives its CA", [{"namespace": "a", "days": 731}], "would outlive its namespace intermediate (730 days"),
+]
+
+
+@pytest.mark.parametrize(("workloads", "message"), [c[1:] for c in BAD_WORKLOADS], ids=[c[0] for c in BAD_WORKLOADS])
+def test_bad_workloads_are_refused_with_the_key_named(workloads: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings({**TWO_CLUSTERS, "workloads": workloads})
+    assert message in str(error.value)

@@ -1,6 +1,6 @@
 """The profile data says, literally, what issue #2 (and the Makefile) specify."""
 
-from components.profiles import INTERMEDIATE_CA, ROOT_CA
+from components.profiles import INTERMEDIATE_CA, ROOT_CA, WORKLOAD
 
 MAKEFILE_CA_KEY_USAGES = {"digital_signature", "content_commitment", "key_encipherment", "cert_signing"}
 
@@ -25,6 +25,17 @@ def test_intermediate_profile_matches_makefile_intermediate_conf() -> None:
 
 def test_no_ca_profile_has_an_extended_key_usage() -> None:
     # istiod checks its CA with Go's serverAuth default; an EKU list would break it.
-    extended = {"server_auth", "client_auth", "any_extended", "code_signing", "email_protection"}
-    assert not extended & set(ROOT_CA.key_usages)
-    assert not extended & set(INTERMEDIATE_CA.key_usages)
+    assert ROOT_CA.extended_key_usages == ()
+    assert INTERMEDIATE_CA.extended_key_usages == ()
+    assert ROOT_CA.allowed_uses == list(ROOT_CA.key_usages)
+
+
+def test_workload_profile_matches_makefile_workload_conf() -> None:
+    assert not WORKLOAD.is_ca
+    assert set(WORKLOAD.key_usages) == {"digital_signature", "key_encipherment"}
+    assert set(WORKLOAD.extended_key_usages) == {"server_auth", "client_auth"}
+    assert WORKLOAD.allowed_uses == ["digital_signature", "key_encipherment", "server_auth", "client_auth"]
+    assert WORKLOAD.max_path_length is None
+    assert WORKLOAD.subject_key_identifier
+    assert WORKLOAD.authority_key_identifier
+    assert WORKLOAD.subject_alt_names

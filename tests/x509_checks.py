@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from components.config import CertificateSettings
 from components.profiles import CertificateProfile
@@ -23,6 +23,11 @@ KEY_USAGE_ATTRIBUTES = {
     "key_agreement": "key_agreement",
     "cert_signing": "key_cert_sign",
     "crl_signing": "crl_sign",
+}
+# pulumi-tls allowed_uses name -> extendedKeyUsage OID.
+EXTENDED_KEY_USAGE_OIDS = {
+    "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
+    "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
 }
 PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\n.+?\n-----END CERTIFICATE-----\n", re.DOTALL)
 
@@ -42,6 +47,8 @@ def expected_extensions(profile: CertificateProfile) -> set[x509.ObjectIdentifie
         oids.add(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
     if profile.subject_alt_names:
         oids.add(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    if profile.extended_key_usages:
+        oids.add(ExtensionOID.EXTENDED_KEY_USAGE)
     return oids
 
 
@@ -53,6 +60,7 @@ def check_certificate(
     subject: dict[x509.ObjectIdentifier, str],
     issuer: x509.Certificate,
     dns_names: tuple[str, ...] = (),
+    uris: tuple[str, ...] = (),
 ) -> None:
     """Assert every extension, the subject, the key and the validity the profile and settings call for.
 
@@ -82,7 +90,12 @@ def check_certificate(
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         assert not san.critical
         assert tuple(san.value.get_values_for_type(x509.DNSName)) == dns_names
-        assert len(san.value) == len(dns_names)  # DNS names and nothing else
+        assert tuple(san.value.get_values_for_type(x509.UniformResourceIdentifier)) == uris
+        assert len(san.value) == len(dns_names) + len(uris)  # nothing else
+    if profile.extended_key_usages:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        assert not eku.critical
+        assert set(eku.value) == {EXTENDED_KEY_USAGE_OIDS[name] for name in profile.extended_key_usages}
 
     assert {(a.oid, a.value) for a in cert.subject} == set(subject.items())
     assert len(cert.subject) == len(subject)

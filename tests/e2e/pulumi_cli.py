@@ -121,6 +121,20 @@ class Workspace:
     def outputs(self) -> dict[str, Any]:
         return dict(json.loads(self.run("stack", "output", "--json").stdout))
 
+    def secret_outputs(self) -> dict[str, Any]:
+        """Stack outputs with secrets shown; kept out of the transcripts and never printed."""
+        result = subprocess.run(
+            ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", self.stack, "--non-interactive"],
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"pulumi stack output --show-secrets failed ({result.returncode})")
+        return dict(json.loads(result.stdout))
+
     def export(self) -> str:
         return self.run("stack", "export").stdout
 

@@ -1,0 +1,118 @@
+"""A VM's workload certificate: a namespace intermediate CA and a leaf it signs."""
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_tls as tls
+
+from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate
+from components.profiles import INTERMEDIATE_CA, WORKLOAD
+
+
+class WorkloadCertsArgs(CertificateArgs):
+    """Inputs of WorkloadCerts: the namespace intermediate's, the root's, and the workload's identity.
+
+    organization, common_name, validity_days and the key fields describe the namespace
+    intermediate, as in the Makefile's `<namespace>/intermediate.conf`; the leaf shares
+    its organization and key type.
+    """
+
+    namespace: pulumi.Input[str]
+    """The VM's namespace: subject L of both certificates and the SPIFFE `ns`."""
+    root_cert_pem: pulumi.Input[str]
+    """The signing root certificate, PEM."""
+    root_private_key_pem: pulumi.Input[str]
+    """The signing root key, PEM (pass a secret)."""
+    dns_names: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """The namespace intermediate's subjectAltName DNS entries (Makefile INTERMEDIATE_SAN_DNS)."""
+    service_account: pulumi.Input[str]
+    """The SPIFFE `sa` (Makefile SERVICE_ACCOUNT)."""
+    trust_domain: pulumi.Input[str]
+    """The SPIFFE trust domain."""
+    workload_common_name: pulumi.Input[str]
+    """The leaf's subject CN (Makefile WORKLOAD_CN)."""
+    workload_validity_days: pulumi.Input[int]
+    """Days the leaf is valid (Makefile WORKLOAD_DAYS)."""
+
+
+class WorkloadCerts(pulumi.ComponentResource):
+    """What the Makefile's `<namespace>-certs` target writes, for a VM joining the mesh."""
+
+    ca_cert_pem: pulumi.Output[str]
+    """The namespace intermediate certificate, PEM (`ca-cert.pem`)."""
+    ca_private_key_pem: pulumi.Output[str]
+    """The namespace intermediate key, PEM (`ca-key.pem`); always a Pulumi secret."""
+    cert_pem: pulumi.Output[str]
+    """The workload certificate, PEM (`workload-cert.pem`)."""
+    private_key_pem: pulumi.Output[str]
+    """The workload key, PEM (`key.pem`); always a Pulumi secret."""
+    cert_chain_pem: pulumi.Output[str]
+    """Workload, namespace intermediate, root, PEM (`workload-cert-chain.pem`)."""
+    not_after: pulumi.Output[str]
+    """The workload certificate's NotAfter, RFC 3339."""
+
+    def __init__(self, name: str, args: WorkloadCertsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("istio-ca:index:WorkloadCerts", name, None, opts)
+        intermediate = signed_certificate(
+            f"{name}-ca",
+            args=args,
+            profile=INTERMEDIATE_CA,
+            subject=tls.CertRequestSubjectArgs(
+                organization=args["organization"], common_name=args["common_name"], locality=args["namespace"]
+            ),
+            dns_names=args["dns_names"],
+            issuer=Issuer(cert_pem=args["root_cert_pem"], private_key_pem=args["root_private_key_pem"]),
+            parent=self,
+        )
+        leaf = signed_certificate(
+            name,
+            args=leaf_args(args),
+            profile=WORKLOAD,
+            subject=tls.CertRequestSubjectArgs(
+                organization=args["organization"],
+                common_name=args["workload_common_name"],
+                locality=args["namespace"],
+            ),
+            uris=[spiffe_id(args)],
+            issuer=Issuer(cert_pem=intermediate.cert.cert_pem, private_key_pem=intermediate.key.private_key_pem),
+            parent=self,
+        )
+        self.ca_cert_pem = intermediate.cert.cert_pem
+        self.ca_private_key_pem = pulumi.Output.secret(intermediate.key.private_key_pem)
+        self.cert_pem = leaf.cert.cert_pem
+        self.private_key_pem = pulumi.Output.secret(leaf.key.private_key_pem)
+        self.cert_chain_pem = pulumi.Output.all(self.cert_pem, self.ca_cert_pem, args["root_cert_pem"]).apply(
+            pem_bundle
+        )
+        self.not_after = leaf.cert.validity_end_time
+        self.register_outputs(
+            {
+                "ca_cert_pem": self.ca_cert_pem,
+                "ca_private_key_pem": self.ca_private_key_pem,
+                "cert_pem": self.cert_pem,
+                "private_key_pem": self.private_key_pem,
+                "cert_chain_pem": self.cert_chain_pem,
+                "not_after": self.not_after,
+            }
+        )
+
+
+def leaf_args(args: WorkloadCertsArgs) -> CertificateArgs:
+    """The leaf takes the intermediate's organization and key type, and its own CN and days."""
+    leaf = CertificateArgs(
+        organization=args["organization"],
+        common_name=args["workload_common_name"],
+        validity_days=args["workload_validity_days"],
+        key_algorithm=args["key_algorithm"],
+    )
+    if "rsa_bits" in args:
+        leaf["rsa_bits"] = args["rsa_bits"]
+    if "ecdsa_curve" in args:
+        leaf["ecdsa_curve"] = args["ecdsa_curve"]
+    return leaf
+
+
+def spiffe_id(args: WorkloadCertsArgs) -> pulumi.Output[str]:
+    return pulumi.Output.concat(
+        "spiffe://", args["trust_domain"], "/ns/", args["namespace"], "/sa/", args["service_account"]
+    )
