@@ -1,9 +1,12 @@
 """istio-ca: one root CA, and per cluster an intermediate CA in a `cacerts` Secret."""
 
+from functools import partial
+
 import pulumi
 
 from components.cluster_ca import ClusterCA
 from components.config import parse_settings, read_stack_config
+from components.file_export import cluster_layout, export_when_applied, workload_layout
 from components.root_ca import RootCA
 from components.workload_certs import WorkloadCerts
 
@@ -26,6 +29,13 @@ workloads = {
     )
     for workload in settings.workloads
 }
+if settings.export_directory is not None:
+    export_when_applied(
+        settings.export_directory,
+        root.cert_pem,
+        [ca.cacerts.apply(partial(cluster_layout, name)) for name, ca in clusters.items()]
+        + [certs.files.apply(partial(workload_layout, namespace)) for namespace, certs in workloads.items()],
+    )
 
 pulumi.export("rootCertPem", root.cert_pem)
 pulumi.export("rootNotAfter", root.not_after)

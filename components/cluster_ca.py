@@ -48,6 +48,8 @@ class ClusterCA(pulumi.ComponentResource):
     """The intermediate key, PEM (`ca-key.pem`); always a Pulumi secret."""
     not_after: pulumi.Output[str]
     """The intermediate's NotAfter, RFC 3339."""
+    cacerts: pulumi.Output[dict[str, str]]
+    """The `cacerts` Secret's files by name; always a Pulumi secret."""
 
     def __init__(self, name: str, args: ClusterCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("istio-ca:index:ClusterCA", name, None, opts)
@@ -69,6 +71,16 @@ class ClusterCA(pulumi.ComponentResource):
         self.cert_chain_pem = pulumi.Output.all(cert.cert_pem, args["root_cert_pem"]).apply(pem_bundle)
         self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
         self.not_after = cert.validity_end_time
+        self.cacerts = pulumi.Output.secret(
+            pulumi.Output.all(
+                **{
+                    "ca-cert.pem": self.cert_pem,
+                    "ca-key.pem": self.private_key_pem,
+                    "root-cert.pem": args["root_cert_pem"],
+                    "cert-chain.pem": self.cert_chain_pem,
+                }
+            )
+        )
 
         provider = k8s.Provider(
             f"{name}-k8s",
@@ -94,14 +106,7 @@ class ClusterCA(pulumi.ComponentResource):
             f"{name}-cacerts",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=CACERTS_SECRET_NAME, namespace=args["namespace"]),
             type="Opaque",
-            string_data=pulumi.Output.secret(
-                {
-                    "ca-cert.pem": self.cert_pem,
-                    "ca-key.pem": self.private_key_pem,
-                    "root-cert.pem": args["root_cert_pem"],
-                    "cert-chain.pem": self.cert_chain_pem,
-                }
-            ),
+            string_data=self.cacerts,
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=namespace_dependency),
         )
         self.register_outputs(
@@ -110,5 +115,6 @@ class ClusterCA(pulumi.ComponentResource):
                 "cert_chain_pem": self.cert_chain_pem,
                 "private_key_pem": self.private_key_pem,
                 "not_after": self.not_after,
+                "cacerts": self.cacerts,
             }
         )

@@ -65,6 +65,7 @@ STACK_KEYS = frozenset(
         "kubeconfig",
         "createNamespace",
         "renderDirectory",
+        "exportDirectory",
     }
 )
 
@@ -167,6 +168,8 @@ class StackSettings:
     root: CertificateSettings
     clusters: tuple[ClusterSettings, ...]
     workloads: tuple[WorkloadSettings, ...] = ()
+    export_directory: str | None = None
+    """Where the Makefile's file layout is written after `pulumi up`; None: not written."""
 
     def root_args(self) -> RootCAArgs:
         args = RootCAArgs(
@@ -223,7 +226,8 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
                 f"intermediate days {intermediate.validity_days} > root days {root.validity_days} "
                 f"(set {NAMESPACE}:intermediate.days or {NAMESPACE}:root.days so the intermediate ends first)"
             )
-    return StackSettings(root=root, clusters=clusters, workloads=workloads)
+    export_directory = _optional_str(raw.get("exportDirectory"), f"{NAMESPACE}:exportDirectory")
+    return StackSettings(root=root, clusters=clusters, workloads=workloads, export_directory=export_directory)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ class WorkloadCerts(pulumi.ComponentResource):
     """Workload, namespace intermediate, root, PEM (`workload-cert-chain.pem`)."""
     not_after: pulumi.Output[str]
     """The workload certificate's NotAfter, RFC 3339."""
+    files: pulumi.Output[dict[str, str]]
+    """The files `<namespace>-certs` writes, by name; always a Pulumi secret."""
 
     def __init__(self, name: str, args: WorkloadCertsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("istio-ca:index:WorkloadCerts", name, None, opts)
@@ -85,6 +87,18 @@ class WorkloadCerts(pulumi.ComponentResource):
             pem_bundle
         )
         self.not_after = leaf.cert.validity_end_time
+        self.files = pulumi.Output.secret(
+            pulumi.Output.all(
+                **{
+                    "key.pem": self.private_key_pem,
+                    "workload-cert.pem": self.cert_pem,
+                    "workload-cert-chain.pem": self.cert_chain_pem,
+                    "root-cert.pem": args["root_cert_pem"],
+                    "ca-cert.pem": self.ca_cert_pem,
+                    "ca-key.pem": self.ca_private_key_pem,
+                }
+            )
+        )
         self.register_outputs(
             {
                 "ca_cert_pem": self.ca_cert_pem,
@@ -93,6 +107,7 @@ class WorkloadCerts(pulumi.ComponentResource):
                 "private_key_pem": self.private_key_pem,
                 "cert_chain_pem": self.cert_chain_pem,
                 "not_after": self.not_after,
+                "files": self.files,
             }
         )
 

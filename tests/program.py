@@ -100,19 +100,19 @@ class RecordingMonitor(MockMonitor):
         return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
-def use_mocks() -> Recorder:
+def use_mocks(preview: bool = False) -> Recorder:
     """Install a fresh Recorder as Pulumi's engine for the next program."""
     recorder = Recorder()
     pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(
-        recorder, project="istio-ca", stack="unit", preview=False, monitor=RecordingMonitor(recorder)
+        recorder, project="istio-ca", stack="unit", preview=preview, monitor=RecordingMonitor(recorder)
     )
     return recorder
 
 
-def run_program(config: dict[str, Any]) -> ProgramRun:
-    """Run __main__.py with `istio-ca:` config under mocks; return what it did."""
-    recorder = use_mocks()
+def run_program(config: dict[str, Any], preview: bool = False) -> ProgramRun:
+    """Run __main__.py with `istio-ca:` config under mocks (an update, or a preview); return what it did."""
+    recorder = use_mocks(preview)
     pulumi.runtime.set_all_config({f"istio-ca:{key}": json.dumps(value) for key, value in config.items()})
     namespace: dict[str, Any] = {}
     outputs: dict[str, Any] = {}

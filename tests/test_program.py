@@ -8,6 +8,7 @@ from pulumi.provider.experimental.analyzer import Analyzer
 
 from components.cluster_ca import ClusterCA
 from components.root_ca import RootCA
+from components.workload_certs import WorkloadCerts
 from tests.program import FAKE_NOT_AFTER, fake_cert, run_program, unwrap_secret
 
 DEV_STACK = {"clusters": [{"name": "cluster1"}, {"name": "cluster2"}, {"name": "cluster3"}]}
@@ -70,17 +71,18 @@ def test_no_private_key_in_any_plain_output() -> None:
 def test_components_register_their_outputs_with_keys_only_as_secrets() -> None:
     registered = run_program(DEV_STACK).recorder.component_outputs
     assert set(registered) == {"root", "cluster1", "cluster2", "cluster3"}
-    for name, outputs in registered.items():
-        key_pem, key_is_secret = unwrap_secret(outputs.pop("private_key_pem"))
-        assert key_is_secret and "PRIVATE KEY" in key_pem, name
-        assert "PRIVATE KEY" not in json.dumps(outputs), name
-    assert set(registered["root"]) == {"cert_pem", "not_after"}
-    assert set(registered["cluster1"]) == {"cert_pem", "cert_chain_pem", "not_after"}
+    assert set(registered["root"]) == {"cert_pem", "private_key_pem", "not_after"}
+    assert set(registered["cluster1"]) == {"cert_pem", "cert_chain_pem", "private_key_pem", "not_after", "cacerts"}
+    for component, outputs in registered.items():
+        secret = {name for name, value in outputs.items() if unwrap_secret(value)[1]}
+        assert secret == ({"private_key_pem"} if component == "root" else {"private_key_pem", "cacerts"})
+        plain = {name: value for name, value in outputs.items() if name not in secret}
+        assert "PRIVATE KEY" not in json.dumps(plain), component
 
 
 def test_components_can_be_served_as_a_component_package() -> None:
     """The component-provider analyzer reads both components' args and outputs."""
-    result = Analyzer("istio-ca").analyze([RootCA, ClusterCA])
+    result = Analyzer("istio-ca").analyze([RootCA, ClusterCA, WorkloadCerts])
     root = result["component_definitions"]["RootCA"]
     cluster = result["component_definitions"]["ClusterCA"]
     assert set(root.inputs) == {"organization", "commonName", "validityDays", "keyAlgorithm", "rsaBits", "ecdsaCurve"}
@@ -88,5 +90,10 @@ def test_components_can_be_served_as_a_component_package() -> None:
     assert {"rootCertPem", "rootPrivateKeyPem", "dnsNames", "namespace", "kubeconfig", "renderDirectory"} <= set(
         cluster.inputs
     )
-    assert set(cluster.outputs) == {"certPem", "certChainPem", "privateKeyPem", "notAfter"}
+    assert set(cluster.outputs) == {"certPem", "certChainPem", "privateKeyPem", "notAfter", "cacerts"}
     assert root.inputs["rsaBits"].optional and not root.inputs["keyAlgorithm"].optional
+    workload = result["component_definitions"]["WorkloadCerts"]
+    assert {"namespace", "serviceAccount", "trustDomain", "workloadValidityDays"} <= set(workload.inputs)
+    assert {"certPem", "certChainPem", "privateKeyPem", "caCertPem", "caPrivateKeyPem", "files"} <= set(
+        workload.outputs
+    )

@@ -85,7 +85,7 @@ def test_workload_outputs_keep_keys_apart_and_secret() -> None:
         "vm-apps": {"keyPem": fake_private_key("vm-apps-key"), "caKeyPem": fake_private_key("vm-apps-ca-key")}
     }
     registered = run.recorder.component_outputs["vm-apps"]
-    for name in ("private_key_pem", "ca_private_key_pem"):
+    for name in ("private_key_pem", "ca_private_key_pem", "files"):
         assert unwrap_secret(registered[name])[1], name
 
 

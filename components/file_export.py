@@ -1,0 +1,79 @@
+"""The Makefile's files on disk, for scripts and GitOps flows that expect them (opt-in).
+
+After `pulumi up` the layout of Makefile.selfsigned.mk is written under one directory:
+`root-cert.pem`, `<cluster>/{ca-cert,ca-key,cert-chain,root-cert}.pem` and
+`<namespace>/{key,workload-cert,workload-cert-chain,root-cert,ca-cert,ca-key}.pem`.
+The root key is never written. A manifest remembers what was written, so the files of a
+cluster or namespace dropped from the config are removed, and nothing else ever is.
+"""
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+MANIFEST = ".istio-ca-files.json"
+KEY_MODE = 0o600
+CERT_MODE = 0o644
+
+Layout = Mapping[str, tuple[str, int]]
+"""Relative path -> (content, file mode)."""
+
+
+def cluster_layout(name: str, files: Mapping[str, str]) -> dict[str, tuple[str, int]]:
+    """`<cluster>/` as `<cluster>-cacerts` writes it; `files` are the cacerts Secret's four keys."""
+    return {
+        f"{name}/{file}": (content, KEY_MODE if file == "ca-key.pem" else CERT_MODE) for file, content in files.items()
+    }
+
+
+def workload_layout(namespace: str, files: Mapping[str, str]) -> dict[str, tuple[str, int]]:
+    """`<namespace>/` as `<namespace>-certs` writes it."""
+    keys = {"key.pem", "ca-key.pem"}
+    return {
+        f"{namespace}/{file}": (content, KEY_MODE if file in keys else CERT_MODE) for file, content in files.items()
+    }
+
+
+def write_layout(directory: Path, layout: Layout) -> None:
+    """Write every file of the layout and remove those a previous run wrote that it lacks."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = directory / MANIFEST
+    previous = set(json.loads(manifest.read_text())) if manifest.exists() else set()
+    for relative, (content, mode) in layout.items():
+        write_file(directory / relative, content, mode)
+    for relative in sorted(previous - set(layout)):
+        stale = directory / relative
+        stale.unlink(missing_ok=True)
+        if stale.parent != directory and not any(stale.parent.iterdir()):
+            stale.parent.rmdir()
+    write_file(manifest, json.dumps(sorted(layout), indent=1) + "\n", CERT_MODE)
+
+
+def write_file(path: Path, content: str, mode: int) -> None:
+    """Replace the file whole, created with its final mode, so a key is never readable by others."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        stream.write(content)
+    os.chmod(temporary, mode)  # the umask may have narrowed it
+    os.replace(temporary, path)
+
+
+def export_when_applied(directory: str, root_cert_pem: pulumi.Input[str], layouts: list[pulumi.Output[Any]]) -> None:
+    """Write the files once `pulumi up` has the certificates; previews write nothing."""
+    if pulumi.runtime.is_dry_run():
+        return
+
+    def write(values: list[Any]) -> None:
+        root, *parts = values
+        layout: dict[str, tuple[str, int]] = {"root-cert.pem": (root, CERT_MODE)}
+        for part in parts:
+            layout.update(part)
+        write_layout(Path(directory), layout)
+
+    pulumi.Output.all(root_cert_pem, *layouts).apply(write)
