@@ -5,14 +5,18 @@ from functools import partial
 import pulumi
 
 from components.cluster_ca import ClusterCA
-from components.config import parse_settings, read_stack_config
+from components.config import parse_settings, read_secret_keys, read_stack_config
+from components.existing_root import ExistingRoot
 from components.file_export import cluster_layout, export_when_applied, workload_layout
 from components.root_ca import RootCA
 from components.workload_certs import WorkloadCerts
 
-settings = parse_settings(read_stack_config())
+settings = parse_settings(read_stack_config(), read_secret_keys())
 
-root = RootCA("root", settings.root_args())
+if settings.existing_root is not None:
+    root: RootCA | ExistingRoot = ExistingRoot("root", settings.existing_root.args(settings.longest_intermediate_days))
+else:
+    root = RootCA("root", settings.root_args())
 clusters = {
     cluster.name: ClusterCA(
         cluster.name,

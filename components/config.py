@@ -19,6 +19,7 @@ import yaml
 
 from components.certificate import CertificateArgs
 from components.cluster_ca import ClusterCAArgs
+from components.existing_root import ExistingRootArgs, RootError, check_root
 from components.root_ca import RootCAArgs
 from components.workload_certs import WorkloadCertsArgs
 
@@ -66,8 +67,11 @@ STACK_KEYS = frozenset(
         "createNamespace",
         "renderDirectory",
         "exportDirectory",
+        "existingRoot",
     }
 )
+EXISTING_ROOT_KEYS = frozenset({"certPem", "keyPem", "fromCluster", "secretName"})
+ROOT_SECRET_NAMES = ("istio-ca-secret", "cacerts")  # istiod's self-signed CA, a plugged-in CA
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -164,12 +168,45 @@ class WorkloadSettings:
 
 
 @dataclass(frozen=True)
+class ExistingRootSettings:
+    """A root adopted from the config's PEMs, or from a cluster's Secret."""
+
+    cert_pem: str | None
+    key_pem: str | None
+    cluster: ClusterSettings | None
+    secret_name: str
+
+    def args(self, longest_issued_days: int) -> ExistingRootArgs:
+        args = ExistingRootArgs(longest_issued_days=longest_issued_days)
+        if self.cluster is None:
+            assert self.cert_pem is not None and self.key_pem is not None
+            args["cert_pem"] = self.cert_pem
+            args["private_key_pem"] = pulumi.Output.secret(self.key_pem)
+            return args
+        assert self.cluster.kubeconfig is not None
+        args["kubeconfig"] = self.cluster.kubeconfig
+        if self.cluster.context is not None:
+            args["context"] = self.cluster.context
+        args["namespace"] = self.cluster.namespace
+        args["secret_name"] = self.secret_name
+        return args
+
+
+@dataclass(frozen=True)
 class StackSettings:
     root: CertificateSettings
     clusters: tuple[ClusterSettings, ...]
     workloads: tuple[WorkloadSettings, ...] = ()
     export_directory: str | None = None
     """Where the Makefile's file layout is written after `pulumi up`; None: not written."""
+    existing_root: ExistingRootSettings | None = None
+    """Adopt this root instead of generating one (then `root` is not used)."""
+
+    @property
+    def longest_intermediate_days(self) -> int:
+        """The longest validity the root signs, which it must outlast."""
+        days = [c.intermediate.validity_days for c in self.clusters]
+        return max(days + [w.intermediate.validity_days for w in self.workloads])
 
     def root_args(self) -> RootCAArgs:
         args = RootCAArgs(
@@ -180,6 +217,17 @@ class StackSettings:
         )
         self.root.key.add_to(args)
         return args
+
+
+def read_secret_keys() -> frozenset[str]:
+    """The `istio-ca:` keys set with `pulumi config set --secret`, namespace removed."""
+    prefix = NAMESPACE + ":"
+    from_env = set(pulumi.runtime.config.get_config_secret_keys_env())
+    return frozenset(
+        key
+        for key in read_stack_config()
+        if prefix + key in from_env or pulumi.runtime.config.is_config_secret(prefix + key)
+    )
 
 
 def read_stack_config() -> dict[str, Any]:
@@ -199,7 +247,7 @@ def _decode(value: Any) -> Any:
         return value
 
 
-def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
+def parse_settings(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> StackSettings:
     """Validate decoded `istio-ca:` config and fill in the Makefile's defaults."""
     _reject_unknown(raw, STACK_KEYS, NAMESPACE)
     root_raw = _object(raw, "root", f"{NAMESPACE}:root")
@@ -217,6 +265,20 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
     )
     clusters = _clusters(raw.get("clusters"), defaults)
     workloads = _workloads(raw.get("workloads", []), defaults)
+    export_directory = _optional_str(raw.get("exportDirectory"), f"{NAMESPACE}:exportDirectory")
+    settings = StackSettings(root=root, clusters=clusters, workloads=workloads, export_directory=export_directory)
+    if "existingRoot" in raw:
+        if root_raw:
+            raise ConfigError(
+                f"{NAMESPACE}:root sets up a new root, {NAMESPACE}:existingRoot adopts one: set only one of them"
+            )
+        existing = _existing_root(raw["existingRoot"], "existingRoot" in secret_keys, clusters)
+        if existing.cert_pem is not None and existing.key_pem is not None:
+            try:
+                check_root(existing.cert_pem, existing.key_pem, days_needed=settings.longest_intermediate_days)
+            except RootError as error:
+                raise ConfigError(f"{NAMESPACE}:existingRoot: {error}") from None
+        return replace(settings, existing_root=existing)
     intermediates = [(f"cluster {c.name!r}", c.intermediate) for c in clusters]
     intermediates += [(f"workload namespace {w.namespace!r}", w.intermediate) for w in workloads]
     for owner, intermediate in intermediates:
@@ -226,8 +288,37 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
                 f"intermediate days {intermediate.validity_days} > root days {root.validity_days} "
                 f"(set {NAMESPACE}:intermediate.days or {NAMESPACE}:root.days so the intermediate ends first)"
             )
-    export_directory = _optional_str(raw.get("exportDirectory"), f"{NAMESPACE}:exportDirectory")
-    return StackSettings(root=root, clusters=clusters, workloads=workloads, export_directory=export_directory)
+    return settings
+
+
+def _existing_root(value: Any, is_secret: bool, clusters: tuple[ClusterSettings, ...]) -> ExistingRootSettings:
+    key = f"{NAMESPACE}:existingRoot"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be an object: {{certPem, keyPem}} or {{fromCluster}}")
+    _reject_unknown(value, EXISTING_ROOT_KEYS, key)
+    if "fromCluster" in value:
+        if "certPem" in value or "keyPem" in value:
+            raise ConfigError(f"{key}: set either certPem and keyPem, or fromCluster, not both")
+        name = value["fromCluster"]
+        cluster = next((c for c in clusters if c.name == name), None)
+        if cluster is None:
+            raise ConfigError(f"{key}.fromCluster: {name!r} is not one of the clusters {[c.name for c in clusters]}")
+        if cluster.kubeconfig is None:
+            raise ConfigError(f"{key}.fromCluster: cluster {name!r} has no kubeconfig to read the root through")
+        secret_name = value.get("secretName", ROOT_SECRET_NAMES[0])
+        if secret_name not in ROOT_SECRET_NAMES:
+            raise ConfigError(f"{key}.secretName: {secret_name!r} is not allowed; use one of {list(ROOT_SECRET_NAMES)}")
+        return ExistingRootSettings(cert_pem=None, key_pem=None, cluster=cluster, secret_name=secret_name)
+    if "secretName" in value:
+        raise ConfigError(f"{key}.secretName only goes with fromCluster")
+    cert_pem = _str(value.get("certPem"), f"{key}.certPem")
+    key_pem = _str(value.get("keyPem"), f"{key}.keyPem")
+    if not is_secret:
+        raise ConfigError(
+            f"{key}.keyPem must be a secret: set it with "
+            f"`pulumi config set --secret --path '{key}.keyPem' < root-key.pem`"
+        )
+    return ExistingRootSettings(cert_pem=cert_pem, key_pem=key_pem, cluster=None, secret_name=ROOT_SECRET_NAMES[0])
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import runpy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,10 +111,13 @@ def use_mocks(preview: bool = False) -> Recorder:
     return recorder
 
 
-def run_program(config: dict[str, Any], preview: bool = False) -> ProgramRun:
+def run_program(config: dict[str, Any], preview: bool = False, secret_keys: Sequence[str] = ()) -> ProgramRun:
     """Run __main__.py with `istio-ca:` config under mocks (an update, or a preview); return what it did."""
     recorder = use_mocks(preview)
-    pulumi.runtime.set_all_config({f"istio-ca:{key}": json.dumps(value) for key, value in config.items()})
+    pulumi.runtime.set_all_config(
+        {f"istio-ca:{key}": json.dumps(value) for key, value in config.items()},
+        secret_keys=[f"istio-ca:{key}" for key in secret_keys],
+    )
     namespace: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
 

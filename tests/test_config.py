@@ -14,6 +14,7 @@ from components.config import (
     ConfigError,
     KeySettings,
     parse_settings,
+    read_secret_keys,
     read_stack_config,
 )
 
@@ -322,3 +323,14 @@ def test_bad_workloads_are_refused_with_the_key_named(workloads: Any, message: s
     with pytest.raises(ConfigError) as error:
         parse_settings({**TWO_CLUSTERS, "workloads": workloads})
     assert message in str(error.value)
+
+
+def test_read_secret_keys_names_the_keys_set_with_secret() -> None:
+    pulumi.runtime.set_all_config(
+        {"istio-ca:existingRoot": "{}", "istio-ca:clusters": "[]", "other:token": "x"},
+        secret_keys=["istio-ca:existingRoot", "other:token"],
+    )
+    try:
+        assert read_secret_keys() == {"existingRoot"}
+    finally:
+        pulumi.runtime.set_all_config({}, secret_keys=[])

@@ -73,6 +73,11 @@ class LocalCluster:
         status, body = self.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
         assert status == 201, body
 
+    def create_secret(self, namespace: str, name: str, data: dict[str, str], type_: str = "Opaque") -> None:
+        body = {"metadata": {"name": name}, "type": type_, "stringData": data}
+        status, response = self.request("POST", f"/api/v1/namespaces/{namespace}/secrets", body)
+        assert status == 201, response.get("message")
+
     def namespace_exists(self, namespace: str) -> bool:
         status, _ = self.request("GET", f"/api/v1/namespaces/{namespace}")
         return status == 200

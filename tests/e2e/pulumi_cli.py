@@ -85,11 +85,13 @@ class Workspace:
     transcripts: list[str] = field(default_factory=list)
     """Everything every command printed, for the no-key-in-output checks."""
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """One CLI command; `stdin` (e.g. a secret config value) is never recorded."""
         result = subprocess.run(
             ["pulumi", *args, "--stack", self.stack, "--non-interactive", "--color", "never"],
             cwd=self.directory,
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=COMMAND_TIMEOUT_SECONDS,
