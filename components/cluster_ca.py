@@ -104,7 +104,13 @@ class ClusterCA(pulumi.ComponentResource):
             )
         k8s.core.v1.Secret(
             f"{name}-cacerts",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=CACERTS_SECRET_NAME, namespace=args["namespace"]),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=CACERTS_SECRET_NAME,
+                namespace=args["namespace"],
+                # A `cacerts` made before (by the Makefile and kubectl, say) is taken over and
+                # updated in place, not refused: that is the migration path.
+                annotations={"pulumi.com/patchForce": "true"},
+            ),
             type="Opaque",
             string_data=self.cacerts,
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=namespace_dependency),

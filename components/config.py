@@ -70,8 +70,10 @@ STACK_KEYS = frozenset(
         "existingRoot",
     }
 )
-EXISTING_ROOT_KEYS = frozenset({"certPem", "keyPem", "fromCluster", "secretName"})
-ROOT_SECRET_NAMES = ("istio-ca-secret", "cacerts")  # istiod's self-signed CA, a plugged-in CA
+EXISTING_ROOT_KEYS = frozenset({"certPem", "keyPem", "fromCluster"})
+# Only istiod's own Secret: this stack replaces the cluster's `cacerts`, so a root read from there
+# would be its own intermediate on the next run. A root in `cacerts` is imported once, as config.
+CLUSTER_ROOT_SECRET = "istio-ca-secret"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -174,7 +176,6 @@ class ExistingRootSettings:
     cert_pem: str | None
     key_pem: str | None
     cluster: ClusterSettings | None
-    secret_name: str
 
     def args(self, longest_issued_days: int) -> ExistingRootArgs:
         args = ExistingRootArgs(longest_issued_days=longest_issued_days)
@@ -188,7 +189,7 @@ class ExistingRootSettings:
         if self.cluster.context is not None:
             args["context"] = self.cluster.context
         args["namespace"] = self.cluster.namespace
-        args["secret_name"] = self.secret_name
+        args["secret_names"] = [CLUSTER_ROOT_SECRET]
         return args
 
 
@@ -305,12 +306,7 @@ def _existing_root(value: Any, is_secret: bool, clusters: tuple[ClusterSettings,
             raise ConfigError(f"{key}.fromCluster: {name!r} is not one of the clusters {[c.name for c in clusters]}")
         if cluster.kubeconfig is None:
             raise ConfigError(f"{key}.fromCluster: cluster {name!r} has no kubeconfig to read the root through")
-        secret_name = value.get("secretName", ROOT_SECRET_NAMES[0])
-        if secret_name not in ROOT_SECRET_NAMES:
-            raise ConfigError(f"{key}.secretName: {secret_name!r} is not allowed; use one of {list(ROOT_SECRET_NAMES)}")
-        return ExistingRootSettings(cert_pem=None, key_pem=None, cluster=cluster, secret_name=secret_name)
-    if "secretName" in value:
-        raise ConfigError(f"{key}.secretName only goes with fromCluster")
+        return ExistingRootSettings(cert_pem=None, key_pem=None, cluster=cluster)
     cert_pem = _str(value.get("certPem"), f"{key}.certPem")
     key_pem = _str(value.get("keyPem"), f"{key}.keyPem")
     if not is_secret:
@@ -318,7 +314,7 @@ def _existing_root(value: Any, is_secret: bool, clusters: tuple[ClusterSettings,
             f"{key}.keyPem must be a secret: set it with "
             f"`pulumi config set --secret --path '{key}.keyPem' < root-key.pem`"
         )
-    return ExistingRootSettings(cert_pem=cert_pem, key_pem=key_pem, cluster=None, secret_name=ROOT_SECRET_NAMES[0])
+    return ExistingRootSettings(cert_pem=cert_pem, key_pem=key_pem, cluster=None)
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,28 @@
 """An existing root CA, adopted instead of generated (Makefile.k8s.mk `fetch-root-ca`).
 
 A mesh that runs istiod's self-signed CA keeps trust when the root it already has signs the new
-per-cluster intermediates. The root comes from the stack config, or from a cluster's
-`istio-ca-secret` (istiod's self-signed CA) or `cacerts` (a plugged-in CA), read through a
-Kubernetes provider for that cluster.
+per-cluster intermediates. The root comes from the stack config, or from a cluster: its
+`istio-ca-secret` (istiod's self-signed CA), else its `cacerts` (a plugged-in CA), as
+fetch-root-ca looks, read through a Kubernetes provider for that cluster.
 """
 
 import base64
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
 
+ROOT_SECRET_NAMES = ("istio-ca-secret", "cacerts")
+"""Where a cluster keeps its root, in the order fetch-root-ca looks."""
 ROOT_CERT_FILE = "ca-cert.pem"
 ROOT_KEY_FILE = "ca-key.pem"
 """The keys that hold the root in both `istio-ca-secret` and `cacerts`, as fetch-root-ca reads them."""
@@ -38,8 +45,12 @@ class ExistingRootArgs(TypedDict):
     """Kubeconfig context of that cluster; default: its current context."""
     namespace: NotRequired[pulumi.Input[str]]
     """The Istio namespace holding the Secret."""
-    secret_name: NotRequired[pulumi.Input[str]]
-    """`istio-ca-secret` (istiod's self-signed CA) or `cacerts` (a plugged-in CA)."""
+    secret_names: NotRequired[pulumi.Input[Sequence[pulumi.Input[str]]]]
+    """The Secrets to look in, in order; the first that exists holds the root.
+
+    Default: `istio-ca-secret`, then `cacerts`, as fetch-root-ca looks. Leave out `cacerts` when
+    this stack also writes that cluster's `cacerts`: the next run would adopt its own intermediate.
+    """
     longest_issued_days: NotRequired[pulumi.Input[int]]
     """The longest validity it will sign; refused if the root ends sooner (no intermediate outlives it)."""
 
@@ -81,7 +92,10 @@ class ExistingRoot(pulumi.ComponentResource):
             context=args.get("context"),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        secret_id = pulumi.Output.concat(args["namespace"], "/", args["secret_name"])
+        secret_name = pulumi.Output.all(
+            args["kubeconfig"], args.get("context"), args["namespace"], args.get("secret_names", ROOT_SECRET_NAMES)
+        ).apply(lambda where: find_root_secret(where[0], where[1], where[2], where[3]))
+        secret_id = pulumi.Output.concat(args["namespace"], "/", secret_name)
         secret = k8s.core.v1.Secret.get(
             f"{name}-secret", secret_id, opts=pulumi.ResourceOptions(parent=self, provider=provider)
         )
@@ -90,6 +104,26 @@ class ExistingRoot(pulumi.ComponentResource):
             data.apply(lambda found: secret_file(found[0], found[1], ROOT_CERT_FILE)),
             data.apply(lambda found: secret_file(found[0], found[1], ROOT_KEY_FILE)),
         )
+
+
+def find_root_secret(kubeconfig: str, context: str | None, namespace: str, names: Sequence[str]) -> str:
+    """The first of `names` that exists: the provider's read fails on a missing object, so look first."""
+    if os.path.isfile(kubeconfig):
+        api = kube_config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+    else:
+        config = yaml.safe_load(kubeconfig)
+        api = kube_config.new_client_from_config_dict(config, context=context)  # type: ignore[no-untyped-call]
+    with api:
+        core = kube_client.CoreV1Api(api)
+        for name in names:
+            try:
+                core.read_namespaced_secret(name, namespace)
+            except ApiException as error:
+                if error.status == 404:
+                    continue
+                raise RootError(f"cannot read Secret {namespace}/{name}: {error.status} {error.reason}") from None
+            return name
+    raise RootError(f"namespace {namespace} has no Secret {' or '.join(names)}: no root to adopt there")
 
 
 def secret_file(secret_id: str, data: Mapping[str, str] | None, file: str) -> str:

@@ -50,7 +50,11 @@ def test_cacerts_secret_holds_the_four_files_wired_to_the_right_pems() -> None:
     recorder = run_program(DEV_STACK).recorder
     for cluster in ("cluster1", "cluster2"):
         secret = recorder.named(f"{cluster}-cacerts").inputs
-        assert secret["metadata"] == {"name": "cacerts", "namespace": "istio-system"}
+        assert secret["metadata"] == {
+            "name": "cacerts",
+            "namespace": "istio-system",
+            "annotations": {"pulumi.com/patchForce": "true"},  # takes over a cacerts made by hand
+        }
         assert secret["type"] == "Opaque"
         data, is_secret = unwrap_secret(secret["stringData"])
         assert is_secret

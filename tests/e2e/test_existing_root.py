@@ -63,6 +63,22 @@ def test_adopts_istiods_self_signed_root_from_istio_ca_secret(
     assert clusters["cluster1"].secret(namespace, "istio-ca-secret") is not None  # read, never owned
 
 
+def test_never_adopts_the_cacerts_it_replaces(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A root kept in `cacerts` would be overwritten by this very stack: it must be imported as config."""
+    namespace = "istio-adopt-cacerts"
+    workspace = adopting_workspace(pulumi_env, clusters, tmp_path_factory, namespace)
+    root_cert, root_key = make_root()
+    clusters["cluster2"].create_secret(namespace, "cacerts", {"ca-cert.pem": root_cert, "ca-key.pem": root_key})
+    workspace.run("config", "set", "--path", "istio-ca:existingRoot.fromCluster", "cluster2")
+    result = workspace.run("up", "--yes", check=False)
+    assert result.returncode != 0
+    assert f"namespace {namespace} has no Secret istio-ca-secret" in result.stdout + result.stderr
+    assert clusters["cluster2"].secret_data(namespace, "cacerts")["ca-cert.pem"] == root_cert  # untouched
+    assert clusters["cluster1"].secret(namespace, "cacerts") is None
+
+
 def test_adopts_a_root_given_as_config_with_its_key_a_secret(
     pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
