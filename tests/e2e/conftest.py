@@ -34,9 +34,9 @@ def toolchain() -> Toolchain:
 def pulumi_env(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """CLI environment with a private PULUMI_HOME holding the toolchain's provider plugins."""
     base = tmp_path_factory.mktemp("pulumi")
-    (base / "state").mkdir()
-    (base / "home").mkdir()
-    env = offline_environment(toolchain, pulumi_home=base / "home", backend=base / "state")
+    for directory in ("state", "home", "tmp"):
+        (base / directory).mkdir()
+    env = offline_environment(toolchain, pulumi_home=base / "home", backend=base / "state", temporary=base / "tmp")
     install_providers(toolchain, env)
     return env
 

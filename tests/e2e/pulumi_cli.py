@@ -41,11 +41,12 @@ def plugin_version(package: str) -> str:
     return str(manifest["version"])
 
 
-def offline_environment(toolchain: Toolchain, pulumi_home: Path, backend: Path) -> dict[str, str]:
+def offline_environment(toolchain: Toolchain, pulumi_home: Path, backend: Path, temporary: Path) -> dict[str, str]:
     """The environment of every CLI run: nothing ambient, nothing from the network."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k != "KUBECONFIG"}
     env.update(
         PATH=f"{toolchain.bin}{os.pathsep}{env.get('PATH', '')}",
+        TMPDIR=str(temporary),  # the kubernetes provider leaves kubeconfig copies there
         PULUMI_HOME=str(pulumi_home),
         PULUMI_BACKEND_URL=backend.as_uri(),
         PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
