@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 .PHONY: test unit lint tools venv
 
 test: lint
-	toolchain="$$(bash toolchain/build.sh)" && ISTIO_CA_TOOLCHAIN="$$toolchain" $(PY) -m pytest
+	toolchain="$$(bash toolchain/build.sh)" && ISTIO_CA_TOOLCHAIN="$$toolchain" $(PY) -m pytest --durations=20
 
 unit: lint
 	$(PY) -m pytest -m "not e2e"
