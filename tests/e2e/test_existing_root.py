@@ -40,6 +40,12 @@ def adopting_workspace(
     return workspace
 
 
+def set_root_in_config(workspace: Workspace, cert_pem: str, key_pem: str) -> None:
+    """As the README says: the PEMs through stdin, the key as a secret."""
+    workspace.run("config", "set", "--path", "istio-ca:existingRoot.certPem", stdin=cert_pem)
+    workspace.run("config", "set", "--secret", "--path", "istio-ca:existingRoot.keyPem", stdin=key_pem)
+
+
 def test_adopts_istiods_self_signed_root_from_istio_ca_secret(
     pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -85,8 +91,7 @@ def test_adopts_a_root_given_as_config_with_its_key_a_secret(
     namespace = "istio-adopt-config"
     workspace = adopting_workspace(pulumi_env, clusters, tmp_path_factory, namespace)
     root_cert, root_key = make_root()
-    workspace.run("config", "set", "--path", "istio-ca:existingRoot.certPem", stdin=root_cert)
-    workspace.run("config", "set", "--secret", "--path", "istio-ca:existingRoot.keyPem", stdin=root_key)
+    set_root_in_config(workspace, root_cert, root_key)
     stack_file = (workspace.directory / f"Pulumi.{namespace}.yaml").read_text()
     assert "PRIVATE KEY" not in stack_file and "secure:" in stack_file
     workspace.up()
@@ -103,8 +108,7 @@ def test_refuses_a_key_that_does_not_match_before_creating_anything(
     workspace = adopting_workspace(pulumi_env, clusters, tmp_path_factory, namespace)
     root_cert, _ = make_root()
     _, other_key = make_root()
-    workspace.run("config", "set", "--path", "istio-ca:existingRoot.certPem", stdin=root_cert)
-    workspace.run("config", "set", "--secret", "--path", "istio-ca:existingRoot.keyPem", stdin=other_key)
+    set_root_in_config(workspace, root_cert, other_key)
     result = workspace.run("up", "--yes", check=False)
     assert result.returncode != 0
     assert "the existing root key does not match the certificate" in result.stdout + result.stderr
