@@ -5,16 +5,25 @@ from functools import partial
 import pulumi
 
 from components.cluster_ca import ClusterCA
-from components.config import parse_settings, read_secret_keys, read_stack_config
-from components.existing_root import ExistingRoot
+from components.config import parse_settings, read_secret_paths, read_stack_config
+from components.existing_root import ExistingRoot, recorded_sha256
 from components.file_export import cluster_layout, export_when_applied, workload_layout
 from components.root_ca import RootCA
 from components.workload_certs import WorkloadCerts
 
-settings = parse_settings(read_stack_config(), read_secret_keys())
+settings = parse_settings(read_stack_config(), read_secret_paths())
 
+adopted_from_cluster = settings.existing_root.cluster if settings.existing_root is not None else None
 if settings.existing_root is not None:
-    root: RootCA | ExistingRoot = ExistingRoot("root", settings.existing_root.args(settings.longest_intermediate_days))
+    adopted_sha256 = None
+    if adopted_from_cluster is not None:
+        # The root adopted from this cluster on an earlier run, from this stack's own last outputs:
+        # istiod regenerating `istio-ca-secret` must not silently re-root the mesh.
+        this_stack = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
+        adopted_sha256 = this_stack.get_output("adoptedRoot").apply(partial(recorded_sha256, adopted_from_cluster.name))
+    root: RootCA | ExistingRoot = ExistingRoot(
+        "root", settings.existing_root.args(settings.longest_intermediate_days, adopted_sha256)
+    )
 else:
     root = RootCA("root", settings.root_args())
 clusters = {
@@ -39,10 +48,13 @@ if settings.export_directory is not None:
         root.cert_pem,
         [ca.cacerts.apply(partial(cluster_layout, name)) for name, ca in clusters.items()]
         + [certs.files.apply(partial(workload_layout, namespace)) for namespace, certs in workloads.items()],
+        applied=[ca.cacerts_uid for ca in clusters.values()],
     )
 
 pulumi.export("rootCertPem", root.cert_pem)
 pulumi.export("rootNotAfter", root.not_after)
+if isinstance(root, ExistingRoot) and adopted_from_cluster is not None:
+    pulumi.export("adoptedRoot", {"fromCluster": adopted_from_cluster.name, "sha256": root.sha256})
 pulumi.export(
     "clusters",
     {

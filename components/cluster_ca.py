@@ -1,5 +1,6 @@
 """One cluster's intermediate CA and its `cacerts` Secret."""
 
+import base64
 from collections.abc import Sequence
 from typing import NotRequired
 
@@ -7,11 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
+from components import cacerts
 from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate
 from components.profiles import INTERMEDIATE_CA
-
-CACERTS_SECRET_NAME = "cacerts"
-"""The Secret istiod reads its plugged-in CA from."""
 
 
 class ClusterCAArgs(CertificateArgs):
@@ -35,6 +34,11 @@ class ClusterCAArgs(CertificateArgs):
     """Kubeconfig context; default: its current context."""
     render_directory: NotRequired[pulumi.Input[str]]
     """Write manifests here instead of applying them; used when there is no kubeconfig."""
+    replace_foreign_cacerts: NotRequired[bool]
+    """Write over a `cacerts` this stack did not write even when it holds another root. Default: refuse."""
+    retain_cacerts: NotRequired[bool]
+    """Leave `cacerts` in the cluster when this component is deleted. Default: true, since an istiod
+    restarting without it mints a new self-signed root."""
 
 
 class ClusterCA(pulumi.ComponentResource):
@@ -50,6 +54,8 @@ class ClusterCA(pulumi.ComponentResource):
     """The intermediate's NotAfter, RFC 3339."""
     cacerts: pulumi.Output[dict[str, str]]
     """The `cacerts` Secret's files by name; always a Pulumi secret."""
+    cacerts_uid: pulumi.Output[str]
+    """The applied Secret's uid; resolves only once `cacerts` is written (or rendered)."""
 
     def __init__(self, name: str, args: ClusterCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("istio-ca:index:ClusterCA", name, None, opts)
@@ -102,19 +108,33 @@ class ClusterCA(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, provider=provider, retain_on_delete=True),
                 )
             )
-        k8s.core.v1.Secret(
+        owner = cacerts.stack_owner()
+        data = self.cacerts
+        if "kubeconfig" in args:
+            target = pulumi.Output.all(
+                args["cluster_name"], args["kubeconfig"], args.get("context"), args["namespace"]
+            ).apply(lambda values: cacerts.Target(values[0], values[1], values[2], values[3], owner))
+            approval = cacerts.guard(target, args["root_cert_pem"], args.get("replace_foreign_cacerts", False))
+            data = pulumi.Output.all(approval, self.cacerts).apply(lambda values: values[1])
+        secret = k8s.core.v1.Secret(
             f"{name}-cacerts",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=CACERTS_SECRET_NAME,
+                name=cacerts.SECRET_NAME,
                 namespace=args["namespace"],
-                # A `cacerts` made before (by the Makefile and kubectl, say) is taken over and
-                # updated in place, not refused: that is the migration path.
-                annotations={"pulumi.com/patchForce": "true"},
+                # The apply takes over the fields of a `cacerts` the guard let through.
+                annotations={"pulumi.com/patchForce": "true", cacerts.OWNER_ANNOTATION: owner},
             ),
-            type="Opaque",
-            string_data=self.cacerts,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=namespace_dependency),
+            type=cacerts.SECRET_TYPE,
+            # `data`, not `stringData`: server-side apply then owns each file, and conflicts show.
+            data=data.apply(_base64_values),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=provider,
+                depends_on=namespace_dependency,
+                retain_on_delete=args.get("retain_cacerts", True),
+            ),
         )
+        self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")
         self.register_outputs(
             {
                 "cert_pem": self.cert_pem,
@@ -122,5 +142,10 @@ class ClusterCA(pulumi.ComponentResource):
                 "private_key_pem": self.private_key_pem,
                 "not_after": self.not_after,
                 "cacerts": self.cacerts,
+                "cacerts_uid": self.cacerts_uid,
             }
         )
+
+
+def _base64_values(files: dict[str, str]) -> dict[str, str]:
+    return {name: base64.b64encode(content.encode()).decode() for name, content in files.items()}

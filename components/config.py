@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import yaml
 
+from components.cacerts import REPLACE_OPT_IN
 from components.certificate import CertificateArgs
 from components.cluster_ca import ClusterCAArgs
 from components.existing_root import ExistingRootArgs, RootError, check_root
@@ -54,7 +55,18 @@ DEFAULT_RENDER_DIRECTORY = "rendered"
 
 ROOT_KEYS = frozenset(ROOT_DEFAULTS)
 INTERMEDIATE_KEYS = frozenset(INTERMEDIATE_DEFAULTS) | {"sanDns"}
-CLUSTER_KEYS = frozenset({"name", "kubeconfig", "context", "istioNamespace", "createNamespace", "intermediate"})
+CLUSTER_KEYS = frozenset(
+    {
+        "name",
+        "kubeconfig",
+        "context",
+        "istioNamespace",
+        "createNamespace",
+        "intermediate",
+        "retainCacerts",
+        REPLACE_OPT_IN,
+    }
+)
 WORKLOAD_KEYS = frozenset(WORKLOAD_DEFAULTS) | {"namespace"}
 STACK_KEYS = frozenset(
     {
@@ -68,14 +80,21 @@ STACK_KEYS = frozenset(
         "renderDirectory",
         "exportDirectory",
         "existingRoot",
+        "retainCacerts",
     }
 )
-EXISTING_ROOT_KEYS = frozenset({"certPem", "keyPem", "fromCluster"})
+EXISTING_ROOT_KEYS = frozenset({"certPem", "keyPem", "fromCluster", "sha256"})
 # Only istiod's own Secret: this stack replaces the cluster's `cacerts`, so a root read from there
 # would be its own intermediate on the next run. A root in `cacerts` is imported once, as config.
 CLUSTER_ROOT_SECRET = "istio-ca-secret"
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""Matched whole (`fullmatch`): a trailing newline is not a DNS label."""
+SHA256_FINGERPRINT = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}")
+PRIVATE_KEY_MARKER = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+ConfigPath = tuple[str | int, ...]
+"""A path below `istio-ca:`, e.g. ("existingRoot", "keyPem") or ("clusters", 0, "name")."""
 
 
 class ConfigError(pulumi.RunError):
@@ -114,6 +133,8 @@ class ClusterSettings:
     kubeconfig: str | None
     context: str | None
     render_directory: str | None
+    retain_cacerts: bool = True
+    replace_foreign_cacerts: bool = False
 
     def args(self, root_cert_pem: pulumi.Input[str], root_private_key_pem: pulumi.Input[str]) -> ClusterCAArgs:
         args = ClusterCAArgs(
@@ -127,6 +148,8 @@ class ClusterSettings:
             dns_names=list(self.dns_names),
             namespace=self.namespace,
             create_namespace=self.create_namespace,
+            retain_cacerts=self.retain_cacerts,
+            replace_foreign_cacerts=self.replace_foreign_cacerts,
         )
         self.intermediate.key.add_to(args)
         if self.kubeconfig is not None:
@@ -176,14 +199,23 @@ class ExistingRootSettings:
     cert_pem: str | None
     key_pem: str | None
     cluster: ClusterSettings | None
+    sha256: str | None = None
+    """The fingerprint the root must have, when pinned in config."""
 
-    def args(self, longest_issued_days: int) -> ExistingRootArgs:
+    def args(self, longest_issued_days: int, adopted_sha256: pulumi.Input[str | None] = None) -> ExistingRootArgs:
+        """`adopted_sha256`: the fingerprint of the root adopted from the cluster before, if any."""
         args = ExistingRootArgs(longest_issued_days=longest_issued_days)
         if self.cluster is None:
             assert self.cert_pem is not None and self.key_pem is not None
             args["cert_pem"] = self.cert_pem
             args["private_key_pem"] = pulumi.Output.secret(self.key_pem)
+            args["cert_source"] = f"{NAMESPACE}:existingRoot.certPem"
+            args["key_source"] = f"{NAMESPACE}:existingRoot.keyPem"
             return args
+        # A fingerprint pinned in config wins over the one recorded when the root was first adopted.
+        expected = self.sha256 if self.sha256 is not None else adopted_sha256
+        if expected is not None:
+            args["expected_sha256"] = expected
         assert self.cluster.kubeconfig is not None
         args["kubeconfig"] = self.cluster.kubeconfig
         if self.cluster.context is not None:
@@ -220,15 +252,54 @@ class StackSettings:
         return args
 
 
-def read_secret_keys() -> frozenset[str]:
-    """The `istio-ca:` keys set with `pulumi config set --secret`, namespace removed."""
+def read_secret_paths() -> frozenset[ConfigPath]:
+    """The `istio-ca:` config paths whose value is a secret, leaf by leaf.
+
+    The engine tells a program only which top-level keys hold a secret somewhere inside
+    (pulumi/pulumi#13063), so `keyPem` set in plain text beside a secret `certPem` would pass. The
+    stack's config file says it leaf by leaf (`secure:`); top-level keys it does not hold (set another
+    way) fall back to what the engine says.
+    """
     prefix = NAMESPACE + ":"
-    from_env = set(pulumi.runtime.config.get_config_secret_keys_env())
-    return frozenset(
+    from_engine = set(pulumi.runtime.config.get_config_secret_keys_env())
+    engine_secret = {
         key
         for key in read_stack_config()
-        if prefix + key in from_env or pulumi.runtime.config.is_config_secret(prefix + key)
-    )
+        if prefix + key in from_engine or pulumi.runtime.config.is_config_secret(prefix + key)
+    }
+    in_file = _stack_config_file_values()
+    paths: set[ConfigPath] = {(key,) for key in engine_secret if key not in in_file}
+    for key, value in in_file.items():
+        paths |= _secure_paths(value, (key,))
+    return frozenset(paths)
+
+
+def _stack_config_file_values() -> dict[str, Any]:
+    """The `istio-ca:` values of `Pulumi.<stack>.yaml` as written (secrets still `secure:`); {} without one."""
+    root = pulumi.runtime.get_root_directory() or os.getcwd()
+    directory = root
+    try:
+        with open(os.path.join(root, "Pulumi.yaml"), encoding="utf-8") as stream:
+            project = yaml.safe_load(stream) or {}
+        directory = os.path.join(root, project.get("stackConfigDir") or "")
+        with open(os.path.join(directory, f"Pulumi.{pulumi.get_stack()}.yaml"), encoding="utf-8") as stream:
+            document = yaml.safe_load(stream) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    prefix = NAMESPACE + ":"
+    config = document.get("config") or {}
+    return {key.removeprefix(prefix): value for key, value in config.items() if key.startswith(prefix)}
+
+
+def _secure_paths(value: Any, path: ConfigPath) -> set[ConfigPath]:
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return {path}
+    children: list[tuple[str | int, Any]] = []
+    if isinstance(value, dict):
+        children = list(value.items())
+    elif isinstance(value, list):
+        children = list(enumerate(value))
+    return set().union(*(_secure_paths(child, (*path, key)) for key, child in children))
 
 
 def read_stack_config() -> dict[str, Any]:
@@ -248,8 +319,12 @@ def _decode(value: Any) -> Any:
         return value
 
 
-def parse_settings(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> StackSettings:
-    """Validate decoded `istio-ca:` config and fill in the Makefile's defaults."""
+def parse_settings(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath] = frozenset()) -> StackSettings:
+    """Validate decoded `istio-ca:` config and fill in the Makefile's defaults.
+
+    `secret_paths`: the config paths set as secrets (read_secret_paths); a key anywhere else is refused.
+    """
+    _refuse_plain_private_keys(raw, secret_paths)
     _reject_unknown(raw, STACK_KEYS, NAMESPACE)
     root_raw = _object(raw, "root", f"{NAMESPACE}:root")
     _reject_unknown(root_raw, ROOT_KEYS, f"{NAMESPACE}:root")
@@ -257,12 +332,17 @@ def parse_settings(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozens
 
     intermediate_raw = _object(raw, "intermediate", f"{NAMESPACE}:intermediate")
     _reject_unknown(intermediate_raw, INTERMEDIATE_KEYS, f"{NAMESPACE}:intermediate")
+    # Checked here too, so a bad stack-wide value is named as the key the user set, not as a cluster's.
+    _certificate({**INTERMEDIATE_DEFAULTS, **intermediate_raw}, intermediate_raw, f"{NAMESPACE}:intermediate")
+    if "sanDns" in intermediate_raw:
+        _dns_names(intermediate_raw["sanDns"], f"{NAMESPACE}:intermediate.sanDns")
     defaults = _ClusterDefaults(
         intermediate=intermediate_raw,
         namespace=_namespace(raw.get("istioNamespace", DEFAULT_ISTIO_NAMESPACE), f"{NAMESPACE}:istioNamespace"),
         create_namespace=_bool(raw.get("createNamespace", False), f"{NAMESPACE}:createNamespace"),
         kubeconfig=_optional_str(raw.get("kubeconfig"), f"{NAMESPACE}:kubeconfig"),
         render_directory=_str(raw.get("renderDirectory", DEFAULT_RENDER_DIRECTORY), f"{NAMESPACE}:renderDirectory"),
+        retain_cacerts=_bool(raw.get("retainCacerts", True), f"{NAMESPACE}:retainCacerts"),
     )
     clusters = _clusters(raw.get("clusters"), defaults)
     workloads = _workloads(raw.get("workloads", []), defaults)
@@ -273,12 +353,23 @@ def parse_settings(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozens
             raise ConfigError(
                 f"{NAMESPACE}:root sets up a new root, {NAMESPACE}:existingRoot adopts one: set only one of them"
             )
-        existing = _existing_root(raw["existingRoot"], "existingRoot" in secret_keys, clusters)
+        existing = _existing_root(raw["existingRoot"], _is_secret(("existingRoot", "keyPem"), secret_paths), clusters)
         if existing.cert_pem is not None and existing.key_pem is not None:
             try:
-                check_root(existing.cert_pem, existing.key_pem, days_needed=settings.longest_intermediate_days)
+                adopted = check_root(
+                    existing.cert_pem,
+                    existing.key_pem,
+                    days_needed=settings.longest_intermediate_days,
+                    cert_source=f"{NAMESPACE}:existingRoot.certPem",
+                    key_source=f"{NAMESPACE}:existingRoot.keyPem",
+                )
             except RootError as error:
-                raise ConfigError(f"{NAMESPACE}:existingRoot: {error}") from None
+                raise ConfigError(str(error)) from None
+            if existing.sha256 is not None and adopted.sha256 != existing.sha256:
+                raise ConfigError(
+                    f"{NAMESPACE}:existingRoot.sha256: the root in certPem has SHA-256 {adopted.sha256}, "
+                    f"not {existing.sha256}"
+                )
         return replace(settings, existing_root=existing)
     intermediates = [(f"cluster {c.name!r}", c.intermediate) for c in clusters]
     intermediates += [(f"workload namespace {w.namespace!r}", w.intermediate) for w in workloads]
@@ -297,6 +388,15 @@ def _existing_root(value: Any, is_secret: bool, clusters: tuple[ClusterSettings,
     if not isinstance(value, dict):
         raise ConfigError(f"{key} must be an object: {{certPem, keyPem}} or {{fromCluster}}")
     _reject_unknown(value, EXISTING_ROOT_KEYS, key)
+    sha256 = None
+    if "sha256" in value:
+        sha256 = value["sha256"]
+        if not isinstance(sha256, str) or not SHA256_FINGERPRINT.fullmatch(sha256):
+            raise ConfigError(
+                f"{key}.sha256: {sha256!r} is not a SHA-256 fingerprint; use the form `openssl x509 -noout "
+                "-fingerprint -sha256` prints (32 colon-separated hex bytes)"
+            )
+        sha256 = sha256.upper()
     if "fromCluster" in value:
         if "certPem" in value or "keyPem" in value:
             raise ConfigError(f"{key}: set either certPem and keyPem, or fromCluster, not both")
@@ -306,15 +406,42 @@ def _existing_root(value: Any, is_secret: bool, clusters: tuple[ClusterSettings,
             raise ConfigError(f"{key}.fromCluster: {name!r} is not one of the clusters {[c.name for c in clusters]}")
         if cluster.kubeconfig is None:
             raise ConfigError(f"{key}.fromCluster: cluster {name!r} has no kubeconfig to read the root through")
-        return ExistingRootSettings(cert_pem=None, key_pem=None, cluster=cluster)
-    cert_pem = _str(value.get("certPem"), f"{key}.certPem")
-    key_pem = _str(value.get("keyPem"), f"{key}.keyPem")
+        return ExistingRootSettings(cert_pem=None, key_pem=None, cluster=cluster, sha256=sha256)
+    cert_pem = _pem_text(value.get("certPem"), f"{key}.certPem")
+    key_pem = _pem_text(value.get("keyPem"), f"{key}.keyPem")
     if not is_secret:
         raise ConfigError(
             f"{key}.keyPem must be a secret: set it with "
             f"`pulumi config set --secret --path '{key}.keyPem' < root-key.pem`"
         )
-    return ExistingRootSettings(cert_pem=cert_pem, key_pem=key_pem, cluster=None)
+    return ExistingRootSettings(cert_pem=cert_pem, key_pem=key_pem, cluster=None, sha256=sha256)
+
+
+def _refuse_plain_private_keys(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath]) -> None:
+    """A private key anywhere in config must be a secret, or it sits in plain text in `Pulumi.<stack>.yaml`."""
+    for path, value in _leaves(raw, ()):
+        if isinstance(value, str) and PRIVATE_KEY_MARKER.search(value) and not _is_secret(path, secret_paths):
+            raise ConfigError(
+                f"{NAMESPACE}:{_dotted(path)} holds a private key in plain text; remove it and set it with "
+                f"`pulumi config set --secret --path '{NAMESPACE}:{_dotted(path)}' < key.pem`"
+            )
+
+
+def _leaves(value: Any, path: ConfigPath) -> list[tuple[ConfigPath, Any]]:
+    if isinstance(value, Mapping):
+        return [leaf for key, child in value.items() for leaf in _leaves(child, (*path, key))]
+    if isinstance(value, list):
+        return [leaf for index, child in enumerate(value) for leaf in _leaves(child, (*path, index))]
+    return [(path, value)]
+
+
+def _is_secret(path: ConfigPath, secret_paths: frozenset[ConfigPath]) -> bool:
+    """Whether the value at `path`, or a value holding it, was set as a secret."""
+    return any(path[: len(secret)] == secret for secret in secret_paths)
+
+
+def _dotted(path: ConfigPath) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
 
 
 @dataclass(frozen=True)
@@ -324,6 +451,7 @@ class _ClusterDefaults:
     create_namespace: bool
     kubeconfig: str | None
     render_directory: str
+    retain_cacerts: bool
 
 
 def _clusters(value: Any, defaults: _ClusterDefaults) -> tuple[ClusterSettings, ...]:
@@ -402,6 +530,8 @@ def _cluster(entry: Any, defaults: _ClusterDefaults, key: str) -> ClusterSetting
         kubeconfig=None,
         context=None,
         render_directory=None,
+        retain_cacerts=_bool(entry.get("retainCacerts", defaults.retain_cacerts), f"{key}.retainCacerts"),
+        replace_foreign_cacerts=_bool(entry.get(REPLACE_OPT_IN, False), f"{key}.{REPLACE_OPT_IN}"),
     )
     if kubeconfig is None:
         if context is not None:
@@ -466,6 +596,15 @@ def _object(values: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
 def _str(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key} must be a non-empty string, got {value!r}")
+    if value != value.strip():
+        raise ConfigError(f"{key}: {value!r} starts or ends with white space; remove it")
+    return value
+
+
+def _pem_text(value: Any, key: str) -> str:
+    """A PEM value: never echoed, since it may hold a key."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key} must be a non-empty PEM text")
     return value
 
 
@@ -486,7 +625,7 @@ def _positive_int(value: Any, key: str) -> int:
 
 
 def _dns_label(value: Any, key: str, *, what: str) -> str:
-    if not isinstance(value, str) or not DNS_LABEL.match(value):
+    if not isinstance(value, str) or not DNS_LABEL.fullmatch(value):
         raise ConfigError(
             f"{key}: {value!r} is not a valid {what}; use a DNS label "
             "(1-63 lowercase letters, digits or '-', starting and ending with a letter or digit)"
@@ -508,6 +647,6 @@ def _dns_names(value: Any, key: str) -> tuple[str, ...]:
 
 def _dns_name(name: Any, key: str) -> str:
     labels = name.split(".") if isinstance(name, str) else []
-    if not labels or len(name) > 253 or not all(DNS_LABEL.match(label) for label in labels):
+    if not labels or len(name) > 253 or not all(DNS_LABEL.fullmatch(label) for label in labels):
         raise ConfigError(f"{key}: {name!r} is not a DNS name (dot-separated lowercase DNS labels)")
     return str(name)

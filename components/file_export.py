@@ -64,16 +64,22 @@ def write_file(path: Path, content: str, mode: int) -> None:
     os.replace(temporary, path)
 
 
-def export_when_applied(directory: str, root_cert_pem: pulumi.Input[str], layouts: list[pulumi.Output[Any]]) -> None:
-    """Write the files once `pulumi up` has the certificates; previews write nothing."""
+def export_when_applied(
+    directory: str,
+    root_cert_pem: pulumi.Input[str],
+    layouts: list[pulumi.Output[Any]],
+    applied: list[pulumi.Output[Any]],
+) -> None:
+    """Write the files once `pulumi up` has applied every `cacerts` (`applied` resolves only then), so the
+    files never differ from what the clusters hold; previews and failed runs write nothing."""
     if pulumi.runtime.is_dry_run():
         return
 
     def write(values: list[Any]) -> None:
-        root, *parts = values
+        root, *parts = values[: len(layouts) + 1]
         layout: dict[str, tuple[str, int]] = {"root-cert.pem": (root, CERT_MODE)}
         for part in parts:
             layout.update(part)
         write_layout(Path(directory), layout)
 
-    pulumi.Output.all(root_cert_pem, *layouts).apply(write)
+    pulumi.Output.all(root_cert_pem, *layouts, *applied).apply(write)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import runpy
 from collections.abc import Sequence
@@ -23,6 +24,11 @@ FAKE_NOT_AFTER = "2036-01-01T00:00:00Z"
 def fake_private_key(name: str) -> str:
     """A stand-in for a key PEM: it names its resource and carries the words leak checks look for."""
     return f"fake PRIVATE KEY of {name}\n"
+
+
+def base64_values(data: dict[str, str]) -> dict[str, str]:
+    """A Secret's `data` decoded."""
+    return {key: base64.b64decode(value).decode() for key, value in data.items()}
 
 
 def fake_cert(name: str) -> str:
@@ -106,7 +112,12 @@ def use_mocks(preview: bool = False) -> Recorder:
     recorder = Recorder()
     pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(
-        recorder, project="istio-ca", stack="unit", preview=preview, monitor=RecordingMonitor(recorder)
+        recorder,
+        project="istio-ca",
+        stack="unit",
+        preview=preview,
+        monitor=RecordingMonitor(recorder),
+        organization="organization",  # the file backend's
     )
     return recorder
 

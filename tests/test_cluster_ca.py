@@ -10,7 +10,7 @@ import pytest
 from components.certificate import pem_bundle
 from components.cluster_ca import ClusterCA, ClusterCAArgs
 from components.profiles import INTERMEDIATE_CA
-from tests.program import fake_cert, fake_private_key, run_program, unwrap_secret, use_mocks
+from tests.program import base64_values, fake_cert, fake_private_key, run_program, unwrap_secret, use_mocks
 
 DEV_STACK = {"clusters": [{"name": "cluster1"}, {"name": "cluster2"}]}
 CACERTS_KEYS = {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
@@ -53,11 +53,16 @@ def test_cacerts_secret_holds_the_four_files_wired_to_the_right_pems() -> None:
         assert secret["metadata"] == {
             "name": "cacerts",
             "namespace": "istio-system",
-            "annotations": {"pulumi.com/patchForce": "true"},  # takes over a cacerts made by hand
+            "annotations": {
+                "pulumi.com/patchForce": "true",  # takes over a cacerts the guard let through
+                "istio-ca/owner": "organization/istio-ca/unit",  # marks it as this stack's
+            },
         }
         assert secret["type"] == "Opaque"
-        data, is_secret = unwrap_secret(secret["stringData"])
+        assert "stringData" not in secret  # `data`, so server-side apply owns each file
+        encoded, is_secret = unwrap_secret(secret["data"])
         assert is_secret
+        data = base64_values(encoded)
         assert set(data) == CACERTS_KEYS  # and so never `istio-generated`
         assert data["ca-cert.pem"] == fake_cert(f"{cluster}-cert")
         assert data["ca-key.pem"] == fake_private_key(f"{cluster}-key")
@@ -85,6 +90,17 @@ def test_namespace_is_created_only_when_asked_and_then_retained() -> None:
         ("cluster2-namespace", {"name": "mesh"}),
     ]
     assert all(n.retain_on_delete for n in namespaces)  # destroy never deletes an Istio namespace
+    # An istiod restarting without `cacerts` mints a new self-signed root: kept unless asked otherwise.
+    assert all(s.retain_on_delete for s in run.recorder.of_type("kubernetes:core/v1:Secret"))
+
+
+def test_cacerts_is_deleted_with_its_cluster_only_when_asked() -> None:
+    run = run_program(
+        {"clusters": [{"name": "cluster1", "retainCacerts": False}, {"name": "cluster2"}], "retainCacerts": True}
+    )
+    assert not run.recorder.named("cluster1-cacerts").retain_on_delete
+    assert run.recorder.named("cluster2-cacerts").retain_on_delete
+    run = run_program({**DEV_STACK, "retainCacerts": False})
     assert not any(s.retain_on_delete for s in run.recorder.of_type("kubernetes:core/v1:Secret"))
 
 

@@ -14,7 +14,7 @@ from components.config import (
     ConfigError,
     KeySettings,
     parse_settings,
-    read_secret_keys,
+    read_secret_paths,
     read_stack_config,
 )
 
@@ -164,7 +164,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "ECDSA curve istiod rejects",
         {**TWO_CLUSTERS, "intermediate": {"keyAlgorithm": "ECDSA", "keySize": 521}},
-        "istio-ca:clusters[0].intermediate.keySize: 521 is not allowed for ECDSA; use one of [256, 384]",
+        "istio-ca:intermediate.keySize: 521 is not allowed for ECDSA; use one of [256, 384]",
     ),
     (
         "Ed25519",
@@ -196,7 +196,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "SAN with a space",
         {**TWO_CLUSTERS, "intermediate": {"sanDns": ["istiod istio-system"]}},
-        "istio-ca:clusters[0].intermediate.sanDns: 'istiod istio-system' is not a DNS name",
+        "istio-ca:intermediate.sanDns: 'istiod istio-system' is not a DNS name",
     ),
     (
         "SAN that is a URI",
@@ -325,12 +325,41 @@ def test_bad_workloads_are_refused_with_the_key_named(workloads: Any, message: s
     assert message in str(error.value)
 
 
-def test_read_secret_keys_names_the_keys_set_with_secret() -> None:
+def test_read_secret_paths_falls_back_to_the_engines_top_level_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stack config file here
     pulumi.runtime.set_all_config(
         {"istio-ca:existingRoot": "{}", "istio-ca:clusters": "[]", "other:token": "x"},
         secret_keys=["istio-ca:existingRoot", "other:token"],
     )
     try:
-        assert read_secret_keys() == {"existingRoot"}
+        assert read_secret_paths() == {("existingRoot",)}
+    finally:
+        pulumi.runtime.set_all_config({}, secret_keys=[])
+
+
+def test_read_secret_paths_reads_each_leaf_from_the_stack_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine calls all of `existingRoot` secret when one leaf is; the stack's file tells leaf by leaf."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pulumi.runtime.settings.SETTINGS, "root_directory", None)
+    monkeypatch.setattr(pulumi.runtime.settings.SETTINGS, "stack", "leafy")
+    (tmp_path / "Pulumi.yaml").write_text("name: istio-ca\nruntime: python\nstackConfigDir: stacks\n")
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.leafy.yaml").write_text(
+        "config:\n"
+        "  istio-ca:existingRoot:\n"
+        "    certPem:\n      secure: v1:abc\n"
+        "    keyPem: plain\n"
+        "  istio-ca:clusters:\n    - name: a\n      kubeconfig:\n        secure: v1:def\n"
+    )
+    pulumi.runtime.set_all_config(
+        {"istio-ca:existingRoot": "{}", "istio-ca:clusters": "[]"},
+        secret_keys=["istio-ca:existingRoot", "istio-ca:clusters"],
+    )
+    try:
+        assert read_secret_paths() == {("existingRoot", "certPem"), ("clusters", 0, "kubeconfig")}
     finally:
         pulumi.runtime.set_all_config({}, secret_keys=[])

@@ -72,7 +72,14 @@ def test_components_register_their_outputs_with_keys_only_as_secrets() -> None:
     registered = run_program(DEV_STACK).recorder.component_outputs
     assert set(registered) == {"root", "cluster1", "cluster2", "cluster3"}
     assert set(registered["root"]) == {"cert_pem", "private_key_pem", "not_after"}
-    assert set(registered["cluster1"]) == {"cert_pem", "cert_chain_pem", "private_key_pem", "not_after", "cacerts"}
+    assert set(registered["cluster1"]) == {
+        "cert_pem",
+        "cert_chain_pem",
+        "private_key_pem",
+        "not_after",
+        "cacerts",
+        "cacerts_uid",
+    }
     for component, outputs in registered.items():
         secret = {name for name, value in outputs.items() if unwrap_secret(value)[1]}
         assert secret == ({"private_key_pem"} if component == "root" else {"private_key_pem", "cacerts"})
@@ -90,7 +97,7 @@ def test_components_can_be_served_as_a_component_package() -> None:
     assert {"rootCertPem", "rootPrivateKeyPem", "dnsNames", "namespace", "kubeconfig", "renderDirectory"} <= set(
         cluster.inputs
     )
-    assert set(cluster.outputs) == {"certPem", "certChainPem", "privateKeyPem", "notAfter", "cacerts"}
+    assert set(cluster.outputs) == {"certPem", "certChainPem", "privateKeyPem", "notAfter", "cacerts", "cacertsUid"}
     assert root.inputs["rsaBits"].optional and not root.inputs["keyAlgorithm"].optional
     workload = result["component_definitions"]["WorkloadCerts"]
     assert {"namespace", "serviceAccount", "trustDomain", "workloadValidityDays"} <= set(workload.inputs)

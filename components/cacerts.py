@@ -1,0 +1,179 @@
+"""The `cacerts` Secret istiod loads its plugged-in CA from: what it holds, and who may replace it.
+
+A `cacerts` this stack wrote carries an owner annotation. One without it is foreign, and is judged
+before anything is written:
+- it chains to this stack's root (the Makefile's, adopted with `existingRoot`): taken over in place,
+  its foreign keys (such as `istio-generated`) and other managers' field ownership dropped;
+- it holds another root: refused, unless the cluster opts in to replacing it, because replacing it
+  breaks mTLS between that cluster's old and new workloads;
+- it is not Opaque: refused, since a Secret's type cannot change.
+A cluster that does not answer is left to fail on its own, so the others go ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from kubernetes import client as kube_client
+from kubernetes.client.exceptions import ApiException
+
+from components.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
+from components.pem import sha256_fingerprint
+
+SECRET_NAME = "cacerts"
+SECRET_TYPE = "Opaque"
+FILES = ("ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem")
+"""Exactly what istiod's plugged-in CA reads."""
+KEY_FILES = frozenset({"ca-key.pem"})
+OWNER_ANNOTATION = "istio-ca/owner"
+"""Names the stack (`organization/project/stack`) that wrote the Secret."""
+REPLACE_OPT_IN = "replaceForeignCacerts"
+"""The per-cluster config key that allows replacing a foreign `cacerts` holding another root."""
+
+
+class CacertsError(pulumi.RunError):
+    """A `cacerts` that must not be written over; Pulumi prints the message without a stack trace."""
+
+
+@dataclass(frozen=True)
+class LiveCacerts:
+    """What a cluster's `cacerts` is now, as far as deciding whether to write it goes."""
+
+    exists: bool
+    owner: str | None = None
+    type: str | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one cluster's `cacerts` goes, and who writes it."""
+
+    cluster: str
+    kubeconfig: str
+    context: str | None
+    namespace: str
+    owner: str
+
+
+def stack_owner() -> str:
+    return f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+
+
+def read_live(target: Target) -> LiveCacerts:
+    """The cluster's `cacerts` as it is; raises Unreachable when its API server does not answer."""
+    with api_client(target.kubeconfig, target.context) as api:
+        try:
+            secret = kube_client.CoreV1Api(api).read_namespaced_secret(
+                SECRET_NAME, target.namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return LiveCacerts(exists=False)
+            raise CacertsError(
+                f"{target.cluster}: cannot read Secret {target.namespace}/{SECRET_NAME}: {error.status} {error.reason}"
+            ) from None
+    annotations = (secret.metadata.annotations if secret.metadata else None) or {}
+    files = {name: base64.b64decode(value).decode(errors="replace") for name, value in (secret.data or {}).items()}
+    return LiveCacerts(exists=True, owner=annotations.get(OWNER_ANNOTATION), type=secret.type, files=files)
+
+
+def judge(target: Target, live: LiveCacerts, root_cert_pem: str | None, replace_foreign: bool) -> bool:
+    """Whether `live` must be taken over before writing; raises CacertsError where it must not be written.
+
+    `root_cert_pem` is this stack's root, or None while that root does not exist yet.
+    """
+    where = f"{target.cluster}: Secret {target.namespace}/{SECRET_NAME}"
+    if not live.exists or live.owner == target.owner:
+        return False
+    if live.type != SECRET_TYPE:
+        raise CacertsError(
+            f"{where} has type {live.type!r}, not {SECRET_TYPE!r}, and a Secret's type cannot change. Check what "
+            f"made it, then delete it (kubectl -n {target.namespace} delete secret {SECRET_NAME}) and run again"
+        )
+    if chains_to(live, root_cert_pem) or replace_foreign:
+        return True
+    raise CacertsError(
+        f"{where} was not written by this stack and holds another root: {found_root(live)}. Writing over it "
+        f"would break mTLS between {target.cluster}'s workloads signed before and after. Either adopt that root "
+        f"(istio-ca:existingRoot; see the README), or replace it on purpose: set `{REPLACE_OPT_IN}: true` in "
+        f"{target.cluster}'s entry of istio-ca:clusters"
+    )
+
+
+def chains_to(live: LiveCacerts, root_cert_pem: str | None) -> bool:
+    """Whether the foreign intermediate was signed by this stack's root."""
+    intermediate = _first_certificate(live.files.get("ca-cert.pem", ""))
+    if root_cert_pem is None or intermediate is None:
+        return False
+    root = x509.load_pem_x509_certificate(root_cert_pem.encode())
+    try:
+        intermediate.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature):  # another issuer, key type or signature
+        return False
+    return True
+
+
+def found_root(live: LiveCacerts) -> str:
+    """The foreign Secret's root, by subject and SHA-256 fingerprint, for the refusal."""
+    root = _first_certificate(live.files.get("root-cert.pem", ""))
+    if root is not None:
+        return f"{root.subject.rfc4514_string()} (SHA-256 {sha256_fingerprint(root)})"
+    intermediate = _first_certificate(live.files.get("ca-cert.pem", ""))
+    if intermediate is not None:
+        return f"no root-cert.pem; its ca-cert.pem is issued by {intermediate.issuer.rfc4514_string()}"
+    return "no certificate that parses"
+
+
+def _first_certificate(pem: str) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificates(pem.encode())[0]
+    except (ValueError, IndexError):
+        return None
+
+
+def take_over(target: Target, live: LiveCacerts) -> None:
+    """Drop what another writer left: its extra keys and its field ownership; the apply then owns the rest."""
+    operations: list[dict[str, object]] = [
+        {"op": "remove", "path": f"/data/{name.replace('~', '~0').replace('/', '~1')}"}
+        for name in sorted(set(live.files) - set(FILES))
+    ]
+    operations.append({"op": "replace", "path": "/metadata/managedFields", "value": [{}]})
+    with api_client(target.kubeconfig, target.context) as api:
+        kube_client.CoreV1Api(api).patch_namespaced_secret(
+            SECRET_NAME, target.namespace, operations, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
+
+
+def guard(target: pulumi.Output[Target], root_cert_pem: pulumi.Input[str], replace_foreign: bool) -> pulumi.Output[str]:
+    """Resolves once the cluster's `cacerts` may be written (taking a foreign one over on `up`); fails otherwise.
+
+    Runs during preview too, so a refusal shows before anything changes. A root that is still unknown
+    (about to be created) cannot have signed a foreign intermediate.
+    """
+    root = pulumi.Output.from_input(root_cert_pem)
+
+    async def decide() -> str:
+        where = await target.future()
+        assert where is not None
+        try:
+            live = await asyncio.to_thread(read_live, where)
+        except Unreachable as error:
+            pulumi.log.warn(f"{where.cluster}: {error}; its cacerts cannot be written, the other clusters go ahead")
+            return "unreachable"
+        root_pem = await root.future() if await root.is_known() else None
+        if not judge(where, live, root_pem, replace_foreign):
+            return "owned" if live.exists else "absent"
+        if pulumi.runtime.is_dry_run():
+            pulumi.log.info(f"{where.cluster}: a cacerts not written by this stack will be taken over in place")
+        else:
+            await asyncio.to_thread(take_over, where, live)
+        return "taken over"
+
+    return pulumi.Output.from_input(asyncio.ensure_future(decide()))

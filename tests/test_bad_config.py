@@ -1,0 +1,151 @@
+"""Every config key refuses what a careless user would give it, before any resource is registered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError
+from tests.program import run_program
+from tests.roots import make_root
+from tests.test_config import write_kubeconfig
+
+ROOT_CERT, ROOT_KEY = make_root()
+ONE = {"name": "cluster1"}
+
+
+def clusters(*entries: dict[str, Any], **keys: Any) -> dict[str, Any]:
+    return {"clusters": list(entries) or [ONE], **keys}
+
+
+# (id, config, what the message must say: the key, and what is allowed)
+BAD: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown stack key", clusters(cluster=[]), "istio-ca: unknown key(s) ['cluster']; allowed:"),
+    ("key with trailing space", {"clusters ": [ONE]}, "unknown key(s) ['clusters ']"),
+    ("no clusters", {}, "istio-ca:clusters must be a non-empty list of clusters"),
+    ("clusters not a list", {"clusters": {"name": "a"}}, "istio-ca:clusters must be a non-empty list"),
+    (
+        "cluster not an object",
+        {"clusters": ["cluster1"]},
+        "istio-ca:clusters[0] must be an object with at least a name",
+    ),
+    ("name with newline", clusters({"name": "cluster1\n"}), "istio-ca:clusters[0].name: 'cluster1\\n' is not a valid"),
+    ("name with space", clusters({"name": "cluster1 "}), "use a DNS label (1-63 lowercase letters"),
+    ("name upper case", clusters({"name": "East"}), "istio-ca:clusters[0].name: 'East' is not a valid cluster name"),
+    ("name too long", clusters({"name": "a" * 64}), "is not a valid cluster name"),
+    ("duplicate names", clusters(ONE, ONE), "cluster name 'cluster1' is used twice"),
+    (
+        "unknown cluster key",
+        clusters({"name": "a", "kubeConfig": "x"}),
+        "istio-ca:clusters[0]: unknown key(s) ['kubeConfig']",
+    ),
+    ("namespace with newline", clusters(istioNamespace="istio-system\n"), "istio-ca:istioNamespace: 'istio-system\\n'"),
+    ("cluster namespace", clusters({"name": "a", "istioNamespace": "Istio"}), "istio-ca:clusters[0].istioNamespace"),
+    ("createNamespace as string", clusters(createNamespace="true"), "istio-ca:createNamespace must be true or false"),
+    ("retainCacerts as string", clusters(retainCacerts="no"), "istio-ca:retainCacerts must be true or false, got 'no'"),
+    (
+        "replace opt-in as string",
+        clusters({"name": "a", "replaceForeignCacerts": "yes"}),
+        "replaceForeignCacerts must be",
+    ),
+    ("replace opt-in stack-wide", clusters(replaceForeignCacerts=True), "unknown key(s) ['replaceForeignCacerts']"),
+    ("root days zero", clusters(root={"days": 0}), "istio-ca:root.days must be a whole number of days greater than 0"),
+    ("root days as string", clusters(root={"days": "3650"}), "istio-ca:root.days must be a whole number"),
+    ("root days true", clusters(root={"days": True}), "istio-ca:root.days must be a whole number"),
+    ("root key size", clusters(root={"keySize": 1024}), "istio-ca:root.keySize: 1024 is not allowed for RSA; use one"),
+    (
+        "root algorithm",
+        clusters(root={"keyAlgorithm": "Ed25519"}),
+        "istio-ca:root.keyAlgorithm: 'Ed25519' is not allowed",
+    ),
+    ("root not an object", clusters(root="big"), "istio-ca:root must be an object"),
+    ("unknown root key", clusters(root={"cn": "x"}), "istio-ca:root: unknown key(s) ['cn']"),
+    (
+        "root org trailing space",
+        clusters(root={"org": "Acme "}),
+        "istio-ca:root.org: 'Acme ' starts or ends with white",
+    ),
+    ("root CN empty", clusters(root={"commonName": " "}), "istio-ca:root.commonName must be a non-empty string"),
+    (
+        "ecdsa size",
+        clusters(intermediate={"keyAlgorithm": "ECDSA", "keySize": 521}),
+        "istio-ca:intermediate.keySize: 521 is not",
+    ),
+    ("intermediate days", clusters(intermediate={"days": -1}), "istio-ca:intermediate.days must be a whole number"),
+    ("outlives root", clusters(intermediate={"days": 4000}), "would outlive the root: intermediate days 4000 > root"),
+    ("cluster outlives root", clusters({"name": "a", "intermediate": {"days": 3651}}), "cluster 'a' would outlive"),
+    (
+        "san not DNS",
+        clusters(intermediate={"sanDns": "istiod.istio-system.svc\n"}),
+        "istio-ca:intermediate.sanDns: 'istiod",
+    ),
+    ("san empty list", clusters(intermediate={"sanDns": []}), "must be a DNS name or a non-empty list of DNS names"),
+    (
+        "context without kubeconfig",
+        clusters({"name": "a", "context": "x"}),
+        "context is set but the cluster has no kube",
+    ),
+    (
+        "kubeconfig missing",
+        clusters(kubeconfig="/nonexistent/kubeconfig"),
+        "kubeconfig file /nonexistent/kubeconfig does",
+    ),
+    (
+        "kubeconfig trailing space",
+        clusters(kubeconfig="~/.kube/config "),
+        "istio-ca:kubeconfig: '~/.kube/config ' starts",
+    ),
+    ("renderDirectory empty", clusters(renderDirectory=""), "istio-ca:renderDirectory must be a non-empty string"),
+    ("exportDirectory number", clusters(exportDirectory=7), "istio-ca:exportDirectory must be a non-empty string"),
+    ("workloads not a list", clusters(workloads={"namespace": "vm"}), "istio-ca:workloads must be a list"),
+    (
+        "workload SA newline",
+        clusters(workloads=[{"namespace": "vm", "serviceAccount": "sa\n"}]),
+        "serviceAccount: 'sa\\n'",
+    ),
+    ("existingRoot not object", clusters(existingRoot="cluster1"), "istio-ca:existingRoot must be an object"),
+    ("existingRoot and root", clusters(root={"days": 10}, existingRoot={"fromCluster": "cluster1"}), "set only one"),
+    ("existingRoot unknown key", clusters(existingRoot={"certpem": "x"}), "existingRoot: unknown key(s) ['certpem']"),
+    (
+        "fromCluster unknown",
+        clusters(existingRoot={"fromCluster": "cluster9"}),
+        "fromCluster: 'cluster9' is not one of",
+    ),
+    (
+        "sha256 malformed",
+        clusters(existingRoot={"fromCluster": "cluster1", "sha256": "AB:CD"}),
+        "sha256: 'AB:CD' is not",
+    ),
+    (
+        "plain key",
+        clusters(existingRoot={"certPem": ROOT_CERT, "keyPem": ROOT_KEY}),
+        "keyPem holds a private key in plain",
+    ),
+    ("key in a name", clusters({"name": ROOT_KEY}), "istio-ca:clusters[0].name holds a private key in plain text"),
+]
+
+
+@pytest.mark.parametrize(("config", "message"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_config_is_refused_before_any_resource_naming_the_key(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        run_program(config)
+    assert message in str(error.value)
+    assert "PRIVATE KEY-----" not in str(error.value)
+    assert ROOT_KEY.splitlines()[1] not in str(error.value)
+
+
+def test_the_table_covers_every_config_key() -> None:
+    from components.config import CLUSTER_KEYS, EXISTING_ROOT_KEYS, INTERMEDIATE_KEYS, ROOT_KEYS, STACK_KEYS
+
+    covered = "\n".join(repr(config) + message for _, config, message in BAD)
+    for key in STACK_KEYS | CLUSTER_KEYS | EXISTING_ROOT_KEYS | INTERMEDIATE_KEYS | ROOT_KEYS:
+        assert f"'{key}'" in covered or f"{key}" in covered, key
+    assert len(BAD) >= 25
+
+
+def test_a_context_not_in_the_kubeconfig_is_refused(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path, contexts=["east"], current="east")
+    with pytest.raises(ConfigError, match=r"context 'west' is not in .*; it has \['east'\]"):
+        run_program(clusters({"name": "a", "kubeconfig": str(kubeconfig), "context": "west"}))
