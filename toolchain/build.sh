@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Builds, or reuses from the cache, the pinned offline toolchain the end-to-end tests run:
 # the pulumi CLI and its Python language host, the tls and kubernetes provider plugins,
-# kube-apiserver and etcd. Each tool is built from Go modules by toolchain/<tool>/build.sh
-# and cached outside the clone under a key made of its recipe (go.mod, go.sum, scripts)
-# and the Go version, so a warm run takes seconds and a changed pin rebuilds only that tool.
+# kube-apiserver and etcd, and Istio's pilot-discovery (istiod) with Istio's CRDs. Each tool
+# is built from Go modules by toolchain/<tool>/build.sh and cached outside the clone under a
+# key made of its recipe (go.mod, go.sum, scripts) and the Go version, so a warm run takes
+# seconds and a changed pin rebuilds only that tool.
 #
 #   bash toolchain/build.sh        progress on stderr; last stdout line: the toolchain directory
 #
 # The directory holds bin/ (pulumi, pulumi-language-python, pulumi-language-python-exec,
-# kube-apiserver, etcd) and providers/ (pulumi-resource-tls, pulumi-resource-kubernetes).
+# kube-apiserver, etcd, pilot-discovery), providers/ (pulumi-resource-tls, pulumi-resource-kubernetes)
+# and share/istio/crd-all.gen.yaml (the CRD bundle of the pinned istio.io/istio module, copied into
+# the cache by toolchain/istiod/build.sh; it is never part of the repository).
 # ISTIO_CA_TOOLCHAIN_CACHE moves the cache (default ~/.cache/istio-ca/toolchain).
 set -euo pipefail
 
@@ -53,18 +56,21 @@ pulumi_dir="$(build_tool pulumi)"
 tls_dir="$(build_tool tls)"
 kubernetes_dir="$(build_tool kubernetes)"
 kube_dir="$(build_tool kube)"
+istiod_dir="$(build_tool istiod)"
 
 # One directory per combination, so concurrent checkouts with other pins never collide.
-combined="$cache/toolchain-$(echo "$pulumi_dir $tls_dir $kubernetes_dir $kube_dir" | sha256sum | cut -c1-16)"
+combined="$cache/toolchain-$(echo "$pulumi_dir $tls_dir $kubernetes_dir $kube_dir $istiod_dir" | sha256sum | cut -c1-16)"
 if [ ! -d "$combined" ]; then
   rm -rf "$combined.partial"
-  mkdir -p "$combined.partial/bin" "$combined.partial/providers"
+  mkdir -p "$combined.partial/bin" "$combined.partial/providers" "$combined.partial/share/istio"
   # pulumi finds its language host next to its resolved path, so these links are enough.
   for file in pulumi pulumi-language-python pulumi-language-python-exec; do
     ln -s "$pulumi_dir/$file" "$combined.partial/bin/$file"
   done
   ln -s "$kube_dir/kube-apiserver" "$combined.partial/bin/kube-apiserver"
   ln -s "$kube_dir/etcd" "$combined.partial/bin/etcd"
+  ln -s "$istiod_dir/pilot-discovery" "$combined.partial/bin/pilot-discovery"
+  ln -s "$istiod_dir/crd-all.gen.yaml" "$combined.partial/share/istio/crd-all.gen.yaml"
   ln -s "$tls_dir/pulumi-resource-tls" "$combined.partial/providers/pulumi-resource-tls"
   ln -s "$kubernetes_dir/pulumi-resource-kubernetes" "$combined.partial/providers/pulumi-resource-kubernetes"
   mv "$combined.partial" "$combined"
@@ -72,5 +78,6 @@ fi
 for file in "$combined"/bin/* "$combined"/providers/*; do
   [ -x "$file" ] || { log "ERROR: $file is missing or not executable"; exit 1; }
 done
+[ -s "$combined/share/istio/crd-all.gen.yaml" ] || { log "ERROR: $combined/share/istio/crd-all.gen.yaml is missing or empty"; exit 1; }
 log "ready: $combined ($(du -sh "$cache" | cut -f1) cached in $cache)"
 echo "$combined"
