@@ -3,8 +3,8 @@
 # the pulumi CLI and its Python language host, the tls and kubernetes provider plugins,
 # kube-apiserver and etcd, and Istio's pilot-discovery (istiod) with Istio's CRDs. Each tool
 # is built from Go modules by toolchain/<tool>/build.sh and cached outside the clone under a
-# key made of its recipe (go.mod, go.sum, scripts) and the Go version, so a warm run takes
-# seconds and a changed pin rebuilds only that tool.
+# key made of its recipe (go.mod, go.sum, scripts, the shared lib.sh) and the Go version, so a warm
+# run takes seconds and a changed pin rebuilds only that tool.
 #
 #   bash toolchain/build.sh        progress on stderr; last stdout line: the toolchain directory
 #
@@ -16,16 +16,19 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$here/lib.sh" toolchain
 cache="${ISTIO_CA_TOOLCHAIN_CACHE:-$HOME/.cache/istio-ca/toolchain}"
 mkdir -p "$cache"
-log() { echo "[toolchain] $*" >&2; }
 
-command -v go >/dev/null || { log "ERROR: go is not on PATH; the toolchain is built from Go modules (Go >= 1.26)"; exit 1; }
+command -v go >/dev/null || fail "go is not on PATH; the toolchain is built from Go modules (Go >= 1.26)"
 go_version="$(GOTOOLCHAIN=local go env GOVERSION)"
 
-# The recipe key: every file of the tool's directory but its notes, plus the Go version.
+# The recipe key: every file of the tool's directory but its notes, the shared lib.sh (by content
+# and relative name, so the key does not depend on where the checkout is) and the Go version.
 recipe_key() {
-  { echo "$go_version"; git -C "$here/$1" ls-files -z --cached --others --exclude-standard -- . ':!*.md' \
+  { echo "$go_version"; (cd "$here" && sha256sum lib.sh)
+    git -C "$here/$1" ls-files -z --cached --others --exclude-standard -- . ':!*.md' \
       | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
 }
 
@@ -41,8 +44,7 @@ build_tool() { # tool -> prints its cached directory
     started=$SECONDS
     if ! bash "$here/$tool/build.sh" "$dir.partial" >"$dir.log" 2>&1; then
       tail -n 30 "$dir.log" >&2
-      log "ERROR: building $tool failed; full log: $dir.log"
-      exit 1
+      fail "building $tool failed; full log: $dir.log"
     fi
     mv "$dir.partial" "$dir"
     echo "$((SECONDS - started))" >"$dir/.build-seconds"
@@ -76,8 +78,8 @@ if [ ! -d "$combined" ]; then
   mv "$combined.partial" "$combined"
 fi
 for file in "$combined"/bin/* "$combined"/providers/*; do
-  [ -x "$file" ] || { log "ERROR: $file is missing or not executable"; exit 1; }
+  [ -x "$file" ] || fail "$file is missing or not executable"
 done
-[ -s "$combined/share/istio/crd-all.gen.yaml" ] || { log "ERROR: $combined/share/istio/crd-all.gen.yaml is missing or empty"; exit 1; }
+[ -s "$combined/share/istio/crd-all.gen.yaml" ] || fail "$combined/share/istio/crd-all.gen.yaml is missing or empty"
 log "ready: $combined ($(du -sh "$cache" | cut -f1) cached in $cache)"
 echo "$combined"

@@ -7,23 +7,13 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-[ $# -eq 1 ] || { echo "usage: bash build.sh OUT_DIR" >&2; exit 2; }
-mkdir -p "$1"
-out="$(cd "$1" && pwd)"
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$here/../lib.sh" istiod
+out_dir_arg "$@"
+go_env
+log "wrapper $here, output $out"
 
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
-command -v go >/dev/null || { echo "[istiod] ERROR: go not found in PATH" >&2; exit 1; }
-
-step_start=0
-step() { step_start=$SECONDS; echo "[istiod] $*..."; }
-done_step() { echo "[istiod]   done in $((SECONDS - step_start))s"; }
-fail() { echo "[istiod] ERROR: $*" >&2; exit 1; }
-
-echo "[istiod] $(go version), wrapper $here, output $out"
-
-step "downloading modules"
-go -C "$here" mod download || fail "go mod download failed"
-done_step
+run_step "downloading modules" go -C "$here" mod download
 
 # Version stamps, derived from the pinned module version (no hand-typed version here).
 mod_info() { go -C "$here" list -m -f "$2" "$1"; }
@@ -45,12 +35,10 @@ ldflags+=" -X ${pkg}.buildTag=${istio_line}"
 ldflags+=" -X ${pkg}.buildHub=istio-ca.local"
 ldflags+=" -X ${pkg}.buildOS=$(go env GOOS)"
 ldflags+=" -X ${pkg}.buildArch=$(go env GOARCH)"
-echo "[istiod] stamps: buildVersion=${istio_version} buildGitRevision=${istio_commit} buildTag=${istio_line}"
+log "stamps: buildVersion=${istio_version} buildGitRevision=${istio_commit} buildTag=${istio_line}"
 
-step "building pilot-discovery (istio.io/istio/pilot/cmd/pilot-discovery)"
-go -C "$here" build -trimpath -p 2 -ldflags "$ldflags" -o "$out/pilot-discovery" istio.io/istio/pilot/cmd/pilot-discovery \
-  || fail "building pilot-discovery failed"
-done_step
+run_step "building pilot-discovery (istio.io/istio/pilot/cmd/pilot-discovery)" go -C "$here" build -trimpath -p 2 \
+  -ldflags "$ldflags" -o "$out/pilot-discovery" istio.io/istio/pilot/cmd/pilot-discovery
 
 step "copying the CRD bundle"
 crds="$istio_dir/manifests/charts/base/files/crd-all.gen.yaml"
@@ -58,16 +46,15 @@ crds="$istio_dir/manifests/charts/base/files/crd-all.gen.yaml"
 # The module cache is read-only; the copy in OUT_DIR need not be.
 install -m 0644 "$crds" "$out/crd-all.gen.yaml"
 grep -q 'kind: CustomResourceDefinition' "$out/crd-all.gen.yaml" || fail "crd-all.gen.yaml holds no CustomResourceDefinition"
-echo "[istiod] crd-all.gen.yaml: $(grep -c '^kind: CustomResourceDefinition' "$out/crd-all.gen.yaml") CRDs"
+log "crd-all.gen.yaml: $(grep -c '^kind: CustomResourceDefinition' "$out/crd-all.gen.yaml") CRDs"
 done_step
 
 step "checking the binary"
-# Read the whole output first: `grep -q` on a pipe can end it early and, with pipefail, fail the check.
 got="$("$out/pilot-discovery" version --short)" || fail "pilot-discovery version failed"
 [ "$got" = "client version: $istio_version" ] \
   || fail "pilot-discovery version --short says '$got', expected 'client version: $istio_version'"
 "$out/pilot-discovery" discovery --help >/dev/null || fail "pilot-discovery discovery --help failed"
-echo "[istiod] pilot-discovery version: $got"
+log "pilot-discovery version: $got"
 ls -l "$out/pilot-discovery" "$out/crd-all.gen.yaml"
 done_step
-echo "[istiod] OK: $out/pilot-discovery $out/crd-all.gen.yaml"
+log "OK: $out/pilot-discovery $out/crd-all.gen.yaml"

@@ -5,23 +5,13 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-[ $# -eq 1 ] || { echo "usage: bash build.sh OUT_DIR" >&2; exit 2; }
-mkdir -p "$1"
-out="$(cd "$1" && pwd)"
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$here/../lib.sh" kube
+out_dir_arg "$@"
+go_env
+log "wrapper $here, output $out"
 
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
-command -v go >/dev/null || { echo "[kube] ERROR: go not found in PATH" >&2; exit 1; }
-
-step_start=0
-step() { step_start=$SECONDS; echo "[kube] $*..."; }
-done_step() { echo "[kube]   done in $((SECONDS - step_start))s"; }
-fail() { echo "[kube] ERROR: $*" >&2; exit 1; }
-
-echo "[kube] $(go version), wrapper $here, output $out"
-
-step "downloading modules"
-go -C "$here" mod download || fail "go mod download failed"
-done_step
+run_step "downloading modules" go -C "$here" mod download
 
 # Version stamps, derived from the pinned module versions (no hand-typed version here).
 mod_info() { go -C "$here" list -m -f "$2" "$1"; }
@@ -45,12 +35,10 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X ${pkg}.buildDate=${k8s_date}"
 done
 ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=module-${etcd_version}"
-echo "[kube] stamps: gitVersion=${k8s_version} major=${k8s_major} minor=${k8s_minor} buildDate=${k8s_date}; etcd ${etcd_version}"
+log "stamps: gitVersion=${k8s_version} major=${k8s_major} minor=${k8s_minor} buildDate=${k8s_date}; etcd ${etcd_version}"
 
 build() { # name package
-  step "building $1 ($2)"
-  go -C "$here" build -trimpath -p 2 -ldflags "$ldflags" -o "$out/$1" "$2" || fail "building $1 failed"
-  done_step
+  run_step "building $1 ($2)" go -C "$here" build -trimpath -p 2 -ldflags "$ldflags" -o "$out/$1" "$2"
 }
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build etcd go.etcd.io/etcd/server/v3
@@ -61,7 +49,7 @@ got="$("$out/kube-apiserver" --version)" || fail "kube-apiserver --version faile
 # Read the whole output first: `grep -q` on a pipe can end it early and, with pipefail, fail the check.
 etcd_reported="$("$out/etcd" --version)" || fail "etcd --version failed"
 grep -q "etcd Version: ${etcd_version#v}" <<<"$etcd_reported" || fail "etcd --version does not report ${etcd_version#v}"
-echo "[kube] $got; etcd ${etcd_reported%%$'\n'*}"
+log "$got; etcd ${etcd_reported%%$'\n'*}"
 ls -l "$out/kube-apiserver" "$out/etcd"
 done_step
-echo "[kube] OK: $out/kube-apiserver $out/etcd"
+log "OK: $out/kube-apiserver $out/etcd"

@@ -29,7 +29,7 @@ replaces="$(comm -12 <(echo "$staging") <(echo "$required"))"
 dropped="$(comm -23 <(echo "$staging") <(echo "$required"))"
 [ -n "$replaces" ] || { echo "gen-gomod: found no staging replaces" >&2; exit 1; }
 echo "gen-gomod: ${K8S_VERSION}, staging ${STAGING_VERSION}, $(echo "$replaces" | wc -l) staging replaces, etcd ${etcd_version}, ${godebug_line:-no godebug}"
-[ -z "$dropped" ] || echo "gen-gomod: dropped (not required upstream): $(echo $dropped)"
+[ -z "$dropped" ] || echo "gen-gomod: dropped (not required upstream): ${dropped//$'\n'/ }"
 
 {
   echo "module istio-ca.local/toolchain/kube"

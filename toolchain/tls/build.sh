@@ -14,13 +14,10 @@ set -euo pipefail
 TLS_VERSION=5.6.2 # version of the pulumi-tls release this plugin stands in for
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-log() { echo "[tls] $*"; }
-die() { echo "[tls] ERROR: $*" >&2; exit 1; }
-
-[[ $# -eq 1 && -n "$1" ]] || die "usage: bash build.sh OUT_DIR"
-command -v go >/dev/null || die "go not found on PATH"
-mkdir -p "$1" || die "cannot create OUT_DIR $1"
-out="$(cd "$1" && pwd)"
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$here/../lib.sh" tls
+out_dir_arg "$@"
+go_env
 
 repo_top="$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || echo "$here")"
 if [[ -n "${TLS_WORK_DIR:-}" ]]; then
@@ -31,30 +28,20 @@ else
   trap 'rm -rf "$work"' EXIT
 fi
 case "$work/" in
-  "$repo_top"/*) die "scratch dir $work is inside the repository $repo_top" ;;
+  "$repo_top"/*) fail "scratch dir $work is inside the repository $repo_top" ;;
 esac
 
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 ldflags="-s -w -X istio-ca.local/toolchain/tls/provider.Version=${TLS_VERSION}"
 gobuild() { go build -C "$here" -trimpath -p 2 -ldflags "$ldflags" "$@"; }
 
-t0=$SECONDS; step=$SECONDS
-took() { echo "[tls]   took $((SECONDS - step))s"; step=$SECONDS; }
-
-log "go: $(go version)"
-log "downloading modules..."
 # Only the modules that provide packages for the two commands; go.sum must
 # already hold their hashes (no -mod=mod: a missing entry is a hard error).
-go -C "$here" list -deps -e -f '{{with .Module}}{{.Path}}{{end}}' \
-    ./cmd/pulumi-tfgen-tls ./cmd/pulumi-resource-tls >/dev/null \
-  || die "module download failed"
-took
+run_step "downloading modules" go -C "$here" list -deps -e -f '{{with .Module}}{{.Path}}{{end}}' \
+  ./cmd/pulumi-tfgen-tls ./cmd/pulumi-resource-tls >/dev/null
 
-log "building schema generator (pulumi-tfgen-tls)..."
-gobuild -o "$work/bin/pulumi-tfgen-tls" ./cmd/pulumi-tfgen-tls || die "building pulumi-tfgen-tls failed"
-took
+run_step "building schema generator (pulumi-tfgen-tls)" gobuild -o "$work/bin/pulumi-tfgen-tls" ./cmd/pulumi-tfgen-tls
 
-log "generating schema.json and bridge-metadata.json in $work/gen..."
+step "generating schema.json and bridge-metadata.json in $work/gen"
 rm -rf "$work/gen" "$work/embed"
 mkdir -p "$work/gen" "$work/embed"
 # tfgen reads the upstream docs from the terraform-provider-tls module, found
@@ -62,31 +49,28 @@ mkdir -p "$work/gen" "$work/embed"
 # "provider" to the cwd), i.e. with our go.mod.
 # --skip-examples: HCL example conversion needs converter plugins we do not have.
 (cd "$here/provider" && "$work/bin/pulumi-tfgen-tls" schema --out "$work/gen" --skip-examples) \
-  >"$work/tfgen.log" 2>&1 || { cat "$work/tfgen.log" >&2; die "schema generation failed"; }
-[[ -s "$work/gen/schema.json" ]] || { cat "$work/tfgen.log" >&2; die "tfgen wrote no schema.json"; }
-[[ -s "$work/gen/bridge-metadata.json" ]] || die "tfgen wrote no bridge-metadata.json"
+  >"$work/tfgen.log" 2>&1 || { cat "$work/tfgen.log" >&2; fail "schema generation failed"; }
+[[ -s "$work/gen/schema.json" ]] || { cat "$work/tfgen.log" >&2; fail "tfgen wrote no schema.json"; }
+[[ -s "$work/gen/bridge-metadata.json" ]] || fail "tfgen wrote no bridge-metadata.json"
 "$work/bin/pulumi-tfgen-tls" embed-schema "$work/gen/schema.json" "$work/embed/schema-embed.json" \
-  || die "embed-schema failed"
+  || fail "embed-schema failed"
 cp "$work/gen/bridge-metadata.json" "$work/embed/bridge-metadata.json"
 grep -q "\"version\":\"${TLS_VERSION}\"" "$work/embed/schema-embed.json" \
-  || die "schema-embed.json does not carry version ${TLS_VERSION}"
+  || fail "schema-embed.json does not carry version ${TLS_VERSION}"
 for prop in caPrivateKeyPemWo caPrivateKeyPemWoVersion; do
-  grep -q "\"$prop\"" "$work/embed/schema-embed.json" || die "schema lacks LocallySignedCert.$prop"
+  grep -q "\"$prop\"" "$work/embed/schema-embed.json" || fail "schema lacks LocallySignedCert.$prop"
 done
-took
+done_step
 
-log "building pulumi-resource-tls..."
 cmd_dir="$here/cmd/pulumi-resource-tls"
-cat >"$work/overlay.json" <<EOF
+cat >"$work/overlay.json" <<JSON
 {"Replace": {
   "$cmd_dir/schema-embed.json": "$work/embed/schema-embed.json",
   "$cmd_dir/bridge-metadata.json": "$work/embed/bridge-metadata.json"
 }}
-EOF
-gobuild -overlay "$work/overlay.json" -o "$out/pulumi-resource-tls" ./cmd/pulumi-resource-tls \
-  || die "building pulumi-resource-tls failed"
-took
+JSON
+run_step "building pulumi-resource-tls" gobuild -overlay "$work/overlay.json" -o "$out/pulumi-resource-tls" ./cmd/pulumi-resource-tls
 
-got="$("$out/pulumi-resource-tls" -version)" || die "pulumi-resource-tls -version failed"
-[[ "$got" == "$TLS_VERSION" ]] || die "pulumi-resource-tls -version printed '$got', want $TLS_VERSION"
-log "built $out/pulumi-resource-tls (version $got, $(du -h "$out/pulumi-resource-tls" | cut -f1)) in $((SECONDS - t0))s"
+got="$("$out/pulumi-resource-tls" -version)" || fail "pulumi-resource-tls -version failed"
+[[ "$got" == "$TLS_VERSION" ]] || fail "pulumi-resource-tls -version printed '$got', want $TLS_VERSION"
+log "OK: $out/pulumi-resource-tls (version $got, $(du -h "$out/pulumi-resource-tls" | cut -f1)) in ${SECONDS}s"

@@ -220,15 +220,8 @@ var plainVersion = regexp.MustCompile(`^\d+(\.\d+){0,2}$`)
 func (h *pyHost) GetRequiredPackages(ctx context.Context,
 	req *pulumirpc.GetRequiredPackagesRequest,
 ) (*pulumirpc.GetRequiredPackagesResponse, error) {
-	opts, err := options(req.GetInfo())
+	_, tc, err := validatedToolchain(ctx, req.GetInfo())
 	if err != nil {
-		return nil, err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := tc.ValidateVenv(ctx); err != nil {
 		return nil, err
 	}
 	cmd, err := tc.Command(ctx, "-c", listPluginsScript)
@@ -290,22 +283,51 @@ func (h *pyHost) GetRequiredPackages(ctx context.Context,
 	return resp, nil
 }
 
+// Run runs the Python program once for the engine: resolve and check its virtualenv, build the
+// executor's arguments and environment, run the optional type checker, then run the program and
+// map its exit status onto the response.
 func (h *pyHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
 	if req.GetAttachDebugger() {
 		return &pulumirpc.RunResponse{Error: "this language host does not support --attach-debugger"}, nil
 	}
-	opts, err := options(req.GetInfo())
+	opts, tc, err := validatedToolchain(ctx, req.GetInfo())
 	if err != nil {
 		return nil, err
+	}
+	args := h.executorArgs(req)
+	env, err := programEnv(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := runTypechecker(ctx, tc, opts, req.GetInfo().GetProgramDirectory()); err != nil {
+		return nil, err
+	}
+	return h.runProgram(ctx, tc, args, env)
+}
+
+// validatedToolchain resolves the program's Python toolchain from its runtime options and checks
+// that its virtualenv is usable.
+func validatedToolchain(ctx context.Context,
+	info *pulumirpc.ProgramInfo,
+) (toolchain.PythonOptions, toolchain.Toolchain, error) {
+	opts, err := options(info)
+	if err != nil {
+		return opts, nil, err
 	}
 	tc, err := toolchain.ResolveToolchain(opts)
 	if err != nil {
-		return nil, err
+		return opts, nil, err
 	}
 	if err := tc.ValidateVenv(ctx); err != nil {
-		return nil, err
+		return opts, nil, err
 	}
+	return opts, tc, nil
+}
 
+// executorArgs is the command line of pulumi-language-python-exec, as upstream's host builds it:
+// the executor script, a --flag value pair for every non-empty setting, the entry point (default
+// ".") and the program's own arguments.
+func (h *pyHost) executorArgs(req *pulumirpc.RunRequest) []string {
 	args := []string{h.exec}
 	flagArg := func(name, value string) {
 		if value != "" {
@@ -327,8 +349,13 @@ func (h *pyHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc
 		entry = "."
 	}
 	args = append(args, entry)
-	args = append(args, req.GetArgs()...)
+	return append(args, req.GetArgs()...)
+}
 
+// programEnv is what the program's environment gets on top of ours: the stack config as JSON in
+// PULUMI_CONFIG (when there is any) and the secret config keys in PULUMI_CONFIG_SECRET_KEYS
+// (always, "[]" when none).
+func programEnv(req *pulumirpc.RunRequest) ([]string, error) {
 	env := []string{}
 	if cfg := req.GetConfig(); cfg != nil {
 		b, err := json.Marshal(cfg)
@@ -345,30 +372,46 @@ func (h *pyHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc
 	if err != nil {
 		return nil, fmt.Errorf("serializing secret config keys: %w", err)
 	}
-	env = append(env, "PULUMI_CONFIG_SECRET_KEYS="+string(b))
+	return append(env, "PULUMI_CONFIG_SECRET_KEYS="+string(b)), nil
+}
 
-	if checker := toolchain.TypeCheckerName(opts.Typechecker); opts.Typechecker != toolchain.TypeCheckerNone {
-		checkArgs := []string{}
-		if opts.Typechecker == toolchain.TypeCheckerMypy {
-			// Keep mypy out of the virtualenv when it lives inside the program directory.
-			if venv, err := tc.VirtualEnvPath(ctx); err == nil && venv != "" {
-				if rel, err := filepath.Rel(req.GetInfo().GetProgramDirectory(), venv); err == nil {
-					checkArgs = append(checkArgs, "--exclude", rel)
-				}
+// runTypechecker runs the type checker the runtime options name (none by default) over the program
+// directory; its output goes to ours, and a failure fails the run before the program starts.
+func runTypechecker(ctx context.Context, tc toolchain.Toolchain,
+	opts toolchain.PythonOptions, programDir string,
+) error {
+	if opts.Typechecker == toolchain.TypeCheckerNone {
+		return nil
+	}
+	checker := toolchain.TypeCheckerName(opts.Typechecker)
+	checkArgs := []string{}
+	if opts.Typechecker == toolchain.TypeCheckerMypy {
+		// Keep mypy out of the virtualenv when it lives inside the program directory.
+		if venv, err := tc.VirtualEnvPath(ctx); err == nil && venv != "" {
+			if rel, err := filepath.Rel(programDir, venv); err == nil {
+				checkArgs = append(checkArgs, "--exclude", rel)
 			}
 		}
-		checkArgs = append(checkArgs, req.GetInfo().GetProgramDirectory())
-		tcmd, err := tc.ModuleCommand(ctx, checker, checkArgs...)
-		if err != nil {
-			return nil, err
-		}
-		tcmd.Dir = req.GetInfo().GetProgramDirectory()
-		tcmd.Stdout, tcmd.Stderr = os.Stdout, os.Stderr
-		if err := tcmd.Run(); err != nil {
-			return nil, fmt.Errorf("%s failed: %w", checker, err)
-		}
 	}
+	checkArgs = append(checkArgs, programDir)
+	cmd, err := tc.ModuleCommand(ctx, checker, checkArgs...)
+	if err != nil {
+		return err
+	}
+	cmd.Dir = programDir
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s failed: %w", checker, err)
+	}
+	return nil
+}
 
+// runProgram runs the executor with args and env (added to ours) until it exits. When the engine
+// calls Cancel or the request's context ends, the program gets SIGINT (SIGKILL if that cannot be
+// sent) and 5 seconds to finish.
+func (h *pyHost) runProgram(ctx context.Context, tc toolchain.Toolchain,
+	args, env []string,
+) (*pulumirpc.RunResponse, error) {
 	runCtx, runCancel := context.WithCancel(h.cancelCtx)
 	defer runCancel()
 	context.AfterFunc(ctx, runCancel)
@@ -388,24 +431,30 @@ func (h *pyHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc
 		return nil
 	}
 	cmd.WaitDelay = 5 * time.Second
+	return runResponse(cmd.Run()), nil
+}
 
-	if err := cmd.Run(); err != nil {
-		_ = os.Stdout.Sync()
-		_ = os.Stderr.Sync()
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.ExitStatus() == exitAfterUserMessage {
-				return &pulumirpc.RunResponse{Bail: true}, nil
-			}
-			return &pulumirpc.RunResponse{
-				Error: fmt.Sprintf("program exited with non-zero exit code: %d", exitErr.ExitCode()),
-			}, nil
+// runResponse maps the executor's exit onto the engine's answer: success; exit code 32 (the program
+// already printed an actionable error) is a bail; any other exit code or a failure to start is an
+// error message.
+func runResponse(runErr error) *pulumirpc.RunResponse {
+	if runErr == nil {
+		return &pulumirpc.RunResponse{}
+	}
+	_ = os.Stdout.Sync()
+	_ = os.Stderr.Sync()
+	var exitErr *exec.ExitError
+	if errors.As(runErr, &exitErr) {
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.ExitStatus() == exitAfterUserMessage {
+			return &pulumirpc.RunResponse{Bail: true}
 		}
 		return &pulumirpc.RunResponse{
-			Error: fmt.Sprintf("problem executing program (could not run language executor): %v", err),
-		}, nil
+			Error: fmt.Sprintf("program exited with non-zero exit code: %d", exitErr.ExitCode()),
+		}
 	}
-	return &pulumirpc.RunResponse{}, nil
+	return &pulumirpc.RunResponse{
+		Error: fmt.Sprintf("problem executing program (could not run language executor): %v", runErr),
+	}
 }
 
 func (h *pyHost) InstallDependencies(req *pulumirpc.InstallDependenciesRequest,
