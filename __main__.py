@@ -1,16 +1,19 @@
 """istio-ca: one root CA, and per cluster an intermediate CA in a `cacerts` Secret."""
 
 from functools import partial
+from pathlib import Path
 
 import pulumi
 
+from components.cancellation import end_quietly_when_cancelled
 from components.cluster_ca import ClusterCA
 from components.config import parse_settings, read_secret_paths, read_stack_config
 from components.existing_root import ExistingRoot, recorded_sha256
-from components.file_export import cluster_layout, export_when_applied, workload_layout
+from components.file_export import cluster_layout, export_when_applied, protect_directory, workload_layout
 from components.root_ca import RootCA
 from components.workload_certs import WorkloadCerts
 
+end_quietly_when_cancelled()
 settings = parse_settings(read_stack_config(), read_secret_paths())
 
 adopted_from_cluster = settings.existing_root.cluster if settings.existing_root is not None else None
@@ -26,6 +29,10 @@ if settings.existing_root is not None:
     )
 else:
     root = RootCA("root", settings.root_args())
+if not pulumi.runtime.is_dry_run():
+    for cluster in settings.clusters:
+        if cluster.render_directory is not None:
+            protect_directory(Path(cluster.render_directory))
 clusters = {
     cluster.name: ClusterCA(
         cluster.name,

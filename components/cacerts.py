@@ -35,6 +35,14 @@ OWNER_ANNOTATION = "istio-ca/owner"
 """Names the stack (`organization/project/stack`) that wrote the Secret."""
 REPLACE_OPT_IN = "replaceForeignCacerts"
 """The per-cluster config key that allows replacing a foreign `cacerts` holding another root."""
+TAKEOVER_MANAGED_FIELDS = {
+    "manager": "istio-ca-takeover",
+    "operation": "Update",
+    "apiVersion": "v1",
+    "fieldsType": "FieldsV1",
+    "fieldsV1": {"f:type": {}},
+}
+"""What the takeover leaves of the Secret's field ownership: the apply then owns every file alone."""
 
 
 class CacertsError(pulumi.RunError):
@@ -144,7 +152,9 @@ def take_over(target: Target, live: LiveCacerts) -> None:
         {"op": "remove", "path": f"/data/{name.replace('~', '~0').replace('/', '~1')}"}
         for name in sorted(set(live.files) - set(FILES))
     ]
-    operations.append({"op": "replace", "path": "/metadata/managedFields", "value": [{}]})
+    # Every other writer's claim on the Secret goes; the takeover keeps only the type (which never
+    # changes). An empty list would hand every field to `before-first-apply` instead.
+    operations.append({"op": "replace", "path": "/metadata/managedFields", "value": [TAKEOVER_MANAGED_FIELDS]})
     with api_client(target.kubeconfig, target.context) as api:
         kube_client.CoreV1Api(api).patch_namespaced_secret(
             SECRET_NAME, target.namespace, operations, _request_timeout=REQUEST_TIMEOUT_SECONDS
@@ -165,7 +175,10 @@ def guard(target: pulumi.Output[Target], root_cert_pem: pulumi.Input[str], repla
         try:
             live = await asyncio.to_thread(read_live, where)
         except Unreachable as error:
-            pulumi.log.warn(f"{where.cluster}: {error}; its cacerts cannot be written, the other clusters go ahead")
+            pulumi.log.warn(
+                f"{where.cluster}: {error}, so its cacerts cannot be written now. To write the other clusters' "
+                "meanwhile, run `pulumi up --continue-on-error`; run `pulumi up` again once it is back"
+            )
             return "unreachable"
         root_pem = await root.future() if await root.is_known() else None
         if not judge(where, live, root_pem, replace_foreign):

@@ -18,6 +18,8 @@ import pulumi
 MANIFEST = ".istio-ca-files.json"
 KEY_MODE = 0o600
 CERT_MODE = 0o644
+DIRECTORY_MODE = 0o700
+GIT_IGNORE_ALL = "# Written by istio-ca: these files hold CA keys and are never to be committed.\n*\n"
 
 Layout = Mapping[str, tuple[str, int]]
 """Relative path -> (content, file mode)."""
@@ -40,7 +42,7 @@ def workload_layout(namespace: str, files: Mapping[str, str]) -> dict[str, tuple
 
 def write_layout(directory: Path, layout: Layout) -> None:
     """Write every file of the layout and remove those a previous run wrote that it lacks."""
-    directory.mkdir(parents=True, exist_ok=True)
+    protect_directory(directory)
     manifest = directory / MANIFEST
     previous = set(json.loads(manifest.read_text())) if manifest.exists() else set()
     for relative, (content, mode) in layout.items():
@@ -55,13 +57,23 @@ def write_layout(directory: Path, layout: Layout) -> None:
 
 def write_file(path: Path, content: str, mode: int) -> None:
     """Replace the file whole, created with its final mode, so a key is never readable by others."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
         stream.write(content)
     os.chmod(temporary, mode)  # the umask may have narrowed it
     os.replace(temporary, path)
+
+
+def protect_directory(directory: Path) -> None:
+    """A directory that will hold keys: readable by its owner only, and ignored by git, so no key is
+    committed by accident (a custom render or export directory inside a repository, say)."""
+    directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    os.chmod(directory, DIRECTORY_MODE)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        write_file(ignore, GIT_IGNORE_ALL, CERT_MODE)
 
 
 def export_when_applied(

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import runpy
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,7 +146,11 @@ def run_program(config: dict[str, Any], preview: bool = False, secret_keys: Sequ
 
         return pulumi.Output.from_input(asyncio.ensure_future(resolve_outputs()))
 
-    program()
+    handler = signal.getsignal(signal.SIGINT)  # the program installs its own; pytest keeps Ctrl-C
+    try:
+        program()
+    finally:
+        signal.signal(signal.SIGINT, handler)
     return ProgramRun(recorder=recorder, outputs=outputs, namespace=namespace)
 
 

@@ -34,6 +34,7 @@ def test_write_layout_writes_files_with_their_modes(tmp_path: Path) -> None:
     assert {p.name: p.read_text() for p in (tmp_path / "c1").iterdir()} == CLUSTER_FILES
     assert mode(tmp_path / "c1" / "ca-key.pem") == 0o600
     assert mode(tmp_path / "c1" / "ca-cert.pem") == 0o644
+    assert mode(tmp_path) == mode(tmp_path / "c1") == 0o700
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
@@ -69,6 +70,7 @@ def test_up_exports_the_makefile_layout_without_the_root_key(tmp_path: Path) -> 
     files = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
     assert files == {
         MANIFEST,
+        ".gitignore",  # `*`: keys never committed by accident
         "root-cert.pem",
         "cluster1/ca-cert.pem",
         "cluster1/ca-key.pem",
@@ -91,7 +93,14 @@ def test_up_exports_the_makefile_layout_without_the_root_key(tmp_path: Path) -> 
 def test_nothing_is_exported_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     run_program({"clusters": [{"name": "cluster1"}]})
-    assert not list(tmp_path.iterdir())
+    # Only the render directory, prepared for the provider: owner-only and ignored by git.
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] == [
+        "rendered",
+        "rendered/cluster1",
+        "rendered/cluster1/.gitignore",
+    ]
+    assert mode(tmp_path / "rendered" / "cluster1") == 0o700
+    assert (tmp_path / "rendered" / "cluster1" / ".gitignore").read_text().splitlines()[-1] == "*"
 
 
 def test_preview_writes_nothing(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
 from tests.e2e.pulumi_cli import Toolchain, install_providers, offline_environment
 
@@ -38,7 +39,21 @@ def pulumi_env(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -
         (base / directory).mkdir()
     env = offline_environment(toolchain, pulumi_home=base / "home", backend=base / "state", temporary=base / "tmp")
     install_providers(toolchain, env)
+    AUDIT.plain_places |= {base / "state", base / "tmp"}
     return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_key_leaks_anywhere() -> Iterator[None]:
+    """After every end-to-end test: no key in plain text in any output, state file, history or temporary file."""
+    yield
+    AUDIT.remember_key_files()
+    if any(text.startswith("$ pulumi up") for text in AUDIT.transcripts):
+        assert AUDIT.keys, "the audit saw no key after an `up`: it would pass whatever leaked"
+    leaks = AUDIT.leaks()
+    assert not leaks, f"a private key is in plain text in: {leaks}"
+    loose = AUDIT.loose_key_files()
+    assert not loose, f"key files others can read: {loose}"
 
 
 @pytest.fixture(scope="session")

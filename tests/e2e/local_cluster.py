@@ -18,6 +18,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.e2e.leak_audit import AUDIT
+
 READY_TIMEOUT_SECONDS = 120
 
 
@@ -41,6 +43,12 @@ class LocalCluster:
     api_port: int
     token: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    api_command: list[str] = field(default_factory=list)
+    """How the API server was started, to start it again after `stop_api_server`."""
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
 
     @property
     def kubeconfig(self) -> Path:
@@ -55,12 +63,19 @@ class LocalCluster:
         status, raw = self.raw_request(method, path, body)
         return status, json.loads(raw or b"{}")
 
-    def raw_request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    def request_patch(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A merge patch, as `kubectl patch` makes by default."""
+        status, raw = self.raw_request("PATCH", path, body, content_type="application/merge-patch+json")
+        return status, json.loads(raw or b"{}")
+
+    def raw_request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, content_type: str = "application/json"
+    ) -> tuple[int, bytes]:
         request = urllib.request.Request(
             f"https://127.0.0.1:{self.api_port}{path}",
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type},
         )
         context = ssl.create_default_context(cafile=str(self.server_ca))
         try:
@@ -74,8 +89,11 @@ class LocalCluster:
         assert status == 201, body
 
     def create_secret(self, namespace: str, name: str, data: dict[str, str], type_: str = "Opaque") -> None:
+        """As `kubectl create secret generic NAME --from-file=...` makes it (its field manager included)."""
+        AUDIT.remember(data)
         body = {"metadata": {"name": name}, "type": type_, "stringData": data}
-        status, response = self.request("POST", f"/api/v1/namespaces/{namespace}/secrets", body)
+        path = f"/api/v1/namespaces/{namespace}/secrets?fieldManager=kubectl-create"
+        status, response = self.request("POST", path, body)
         assert status == 201, response.get("message")
 
     def namespace_exists(self, namespace: str) -> bool:
@@ -93,10 +111,33 @@ class LocalCluster:
     def secret_data(self, namespace: str, name: str) -> dict[str, str]:
         secret = self.secret(namespace, name)
         assert secret is not None, f"{self.name}: secret {namespace}/{name} does not exist"
-        return {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}
+        data = {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}
+        AUDIT.remember(data)
+        return data
+
+    def remember_every_secret(self) -> None:
+        """Hand every key any Secret of this cluster holds to the leak audit, before the cluster goes."""
+        status, body = self.request("GET", "/api/v1/secrets")
+        if status == 200:
+            for secret in body.get("items", []):
+                AUDIT.remember(
+                    {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()}
+                )
+
+    def stop_api_server(self) -> None:
+        """The cluster goes down as a user sees it: nothing answers on its port; etcd keeps the data."""
+        api_server = self.processes.pop()
+        api_server.terminate()
+        api_server.wait(timeout=30)
+
+    def start_api_server(self) -> None:
+        self.processes.append(launch(self.api_command, self.workdir / "apiserver.log", append=True))
+        wait_ready(self)
 
     def stop(self) -> None:
         """Stop the API server, then its etcd (which it needs to shut down cleanly)."""
+        if self.processes:
+            self.remember_every_secret()
         for process in reversed(self.processes):
             process.terminate()
             try:
@@ -132,32 +173,28 @@ def start_cluster(name: str, bin_dir: Path, workdir: Path) -> LocalCluster:
                 workdir / "etcd.log",
             )
         )
-        cluster.processes.append(
-            launch(
-                [
-                    str(bin_dir / "kube-apiserver"),
-                    f"--etcd-servers=http://127.0.0.1:{etcd_client}",
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
-                    f"--secure-port={api_port}",
-                    f"--cert-dir={workdir / 'pki'}",
-                    f"--token-auth-file={workdir / 'tokens.csv'}",
-                    "--authorization-mode=RBAC",
-                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                    f"--service-account-key-file={workdir / 'sa.pub'}",
-                    f"--service-account-signing-key-file={workdir / 'sa.key'}",
-                    "--service-cluster-ip-range=10.0.0.0/24",
-                    # No kube-controller-manager runs, so nothing would clear the
-                    # foregroundDeletion finalizer Pulumi's deletes ask for.
-                    "--enable-garbage-collector=false",
-                    "--enable-priority-and-fairness=false",
-                    "--profiling=false",
-                    "--disable-admission-plugins=ServiceAccount",
-                    "--endpoint-reconciler-type=none",
-                ],
-                workdir / "apiserver.log",
-            )
-        )
+        cluster.api_command = [
+            str(bin_dir / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={api_port}",
+            f"--cert-dir={workdir / 'pki'}",
+            f"--token-auth-file={workdir / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={workdir / 'sa.pub'}",
+            f"--service-account-signing-key-file={workdir / 'sa.key'}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            # No kube-controller-manager runs, so nothing would clear the
+            # foregroundDeletion finalizer Pulumi's deletes ask for.
+            "--enable-garbage-collector=false",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "--disable-admission-plugins=ServiceAccount",
+            "--endpoint-reconciler-type=none",
+        ]
+        cluster.processes.append(launch(cluster.api_command, workdir / "apiserver.log"))
     except BaseException:
         cluster.stop()
         raise
@@ -165,8 +202,8 @@ def start_cluster(name: str, bin_dir: Path, workdir: Path) -> LocalCluster:
     return cluster
 
 
-def launch(command: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as stream:
+def launch(command: list[str], log: Path, append: bool = False) -> subprocess.Popen[bytes]:
+    with log.open("ab" if append else "wb") as stream:
         return subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from tests.e2e.leak_audit import AUDIT
 from tests.program import PROJECT_DIR
 
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "requirements.txt", "components")
@@ -99,11 +100,18 @@ class Workspace:
         )
         transcript = f"$ pulumi {' '.join(args)}\n{result.stdout}\n{result.stderr}"
         self.transcripts.append(transcript)
+        AUDIT.transcripts.append(transcript)
+        AUDIT.remember(stdin)
         # Checked here, for every command, so no test can forget it.
         assert "PRIVATE KEY" not in transcript, "a private key reached the CLI output"
         if check and result.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed ({result.returncode}):\n{transcript[-4000:]}")
         return result
+
+    def config(self) -> dict[str, Any]:
+        """The stack's `istio-ca:` config as written (secrets still encrypted)."""
+        document = yaml.safe_load((self.directory / f"Pulumi.{self.stack}.yaml").read_text())
+        return {key.removeprefix("istio-ca:"): value for key, value in document["config"].items()}
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Replace the stack's `istio-ca:` config (the secrets salt is kept)."""
@@ -136,10 +144,33 @@ class Workspace:
         )
         if result.returncode != 0:
             raise AssertionError(f"pulumi stack output --show-secrets failed ({result.returncode})")
-        return dict(json.loads(result.stdout))
+        outputs = dict(json.loads(result.stdout))
+        AUDIT.remember(outputs)
+        return outputs
 
     def export(self) -> str:
         return self.run("stack", "export").stdout
+
+    def history_length(self) -> int:
+        """How many updates `pulumi stack history` lists."""
+        return len(json.loads(self.run("stack", "history", "--json").stdout))
+
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """The state's resources by URN: what they are, their inputs and outputs. Each secret is only
+        marked (every update encrypts it anew); the engine's bookkeeping (order, stamps) is left out."""
+        resources = json.loads(self.export())["deployment"].get("resources") or []
+        kept = ("type", "id", "parent", "provider", "inputs", "outputs")
+        return {r["urn"]: _without_ciphertext({k: r[k] for k in kept if k in r}) for r in resources}
+
+
+def _without_ciphertext(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "ciphertext" in value:
+            return "<secret>"
+        return {key: _without_ciphertext(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_ciphertext(item) for item in value]
+    return value
 
 
 def new_workspace(directory: Path, stack: str, env: dict[str, str]) -> Workspace:
@@ -151,6 +182,8 @@ def new_workspace(directory: Path, stack: str, env: dict[str, str]) -> Workspace
             shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, directory / name)
+    AUDIT.plain_places.add(directory)
+    AUDIT.key_directories.add(directory / "rendered")
     # Pulumi.yaml names `.venv`: point it at the environment running these tests.
     (directory / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     workspace = Workspace(directory=directory, stack=stack, env=env)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from components.file_export import MANIFEST
+from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import new_workspace
 from tests.x509_checks import load_certificates
@@ -26,6 +28,7 @@ def test_exported_files_match_the_secrets_and_follow_the_config(
     for cluster in clusters.values():
         cluster.create_namespace(NAMESPACE)
     export = tmp_path_factory.mktemp("export")
+    AUDIT.key_directories.add(export)
     workspace = new_workspace(tmp_path_factory.mktemp("files") / "project", "files", pulumi_env)
     config = {
         "istioNamespace": NAMESPACE,
@@ -65,8 +68,35 @@ def test_exported_files_match_the_secrets_and_follow_the_config(
     workspace.write_config(config)
     workspace.up()
     assert not (export / "cluster2").exists()
-    assert clusters["cluster2"].secret(NAMESPACE, "cacerts") is None
+    assert clusters["cluster2"].secret(NAMESPACE, "cacerts") is not None  # kept in the cluster by default
     assert (export / "cluster1" / "ca-cert.pem").read_text() == clusters["cluster1"].secret_data(NAMESPACE, "cacerts")[
         "ca-cert.pem"
     ]
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def test_nothing_is_exported_until_every_cacerts_is_applied(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """cluster2's Istio namespace does not exist, so its cacerts fails: no file may claim otherwise."""
+    clusters["cluster1"].create_namespace("istio-export-partial")
+    export = tmp_path_factory.mktemp("export-partial")
+    AUDIT.key_directories.add(export)
+    workspace = new_workspace(tmp_path_factory.mktemp("partial") / "project", "partial", pulumi_env)
+    workspace.write_config(
+        {
+            "istioNamespace": "istio-export-partial",
+            "exportDirectory": str(export),
+            "intermediate": {"keyAlgorithm": "ECDSA"},
+            "clusters": [{"name": name, "kubeconfig": str(c.kubeconfig)} for name, c in clusters.items()],
+        }
+    )
+    result = workspace.run("up", "--yes", "--skip-preview", "--continue-on-error", check=False)
+    assert result.returncode != 0
+    assert clusters["cluster1"].secret("istio-export-partial", "cacerts") is not None
+    assert list(export.iterdir()) == []
+    clusters["cluster2"].create_namespace("istio-export-partial")
+    workspace.up()
+    assert sorted(p.name for p in export.iterdir()) == [".gitignore", MANIFEST, "cluster1", "cluster2", "root-cert.pem"]
+    assert mode(export) == 0o700
     workspace.run("destroy", "--yes", "--skip-preview")

@@ -1,7 +1,7 @@
 """`pulumi up`, preview, a targeted change and destroy against two real API servers.
 
-The tests share one deployed stack and run in file order: each one starts from the
-state the one before left, as a user's successive runs would.
+The first tests read one deployed stack and change nothing; every test that changes a stack
+makes its own, in its own namespace, so the tests pass in any order.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
-from components.config import ClusterSettings, StackSettings, parse_settings
+from components.config import ClusterSettings, KeySettings, StackSettings, parse_settings
 from components.profiles import INTERMEDIATE_CA, ROOT_CA
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace, new_workspace
+from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
 from tests.x509_checks import (
     check_certificate,
     check_key_matches,
@@ -110,13 +112,22 @@ def test_each_intermediate_chains_to_the_shared_root_with_the_makefile_extension
     assert len(roots) == 1, "every cluster must trust the same root"
 
 
+class MissingPathLength(Exception):
+    """The intermediate's basicConstraints carry no pathlen at all."""
+
+
 @pytest.mark.xfail(
     strict=True,
+    raises=MissingPathLength,
     reason="pulumi-tls (terraform-provider-tls) never sets Go's MaxPathLenZero, so max_path_length=0 "
     "yields no pathlen; strict, so a provider that fixes it turns this red and the README gets updated",
 )
 def test_intermediate_carries_pathlen_zero(deployment: Deployment) -> None:
     (intermediate,) = load_certificates(deployment.cacerts("cluster1")["ca-cert.pem"])
+    basic = intermediate.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert basic.critical and basic.value.ca
+    if basic.value.path_length is None:
+        raise MissingPathLength  # exactly the known gap; any other pathlen fails below
     check_path_length(intermediate, INTERMEDIATE_CA)
 
 
@@ -155,23 +166,31 @@ def test_a_second_run_changes_nothing(deployment: Deployment) -> None:
     assert {name: deployment.cacerts(name) for name in deployment.clusters} == before
 
 
-def test_changing_one_cluster_reissues_only_its_intermediate_and_updates_its_secret(deployment: Deployment) -> None:
-    before = {name: deployment.clusters[name].secret(NAMESPACE, "cacerts") for name in deployment.clusters}
-    deployment.apply(two_cluster_config(deployment.clusters, intermediate={"days": 365}))
+def test_changing_one_cluster_reissues_only_its_intermediate_and_updates_its_secret(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-targeted"
+    workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, namespace, intermediate=FAST_KEYS)
+    workspace.up()
+    before = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
+    config = workspace.config()
+    config["clusters"][0]["intermediate"] = {"days": 365}
+    workspace.write_config(config)
 
-    changed = {name: op for name, op in deployment.workspace.preview_steps().items() if op != "same"}
+    changed = {name: op for name, op in workspace.preview_steps().items() if op != "same"}
     assert changed == {"cluster1-cert": "replace", "cluster1-cacerts": "update"}
 
-    deployment.workspace.up()
-    after = {name: deployment.clusters[name].secret(NAMESPACE, "cacerts") for name in deployment.clusters}
+    workspace.up()
+    after = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
     assert after["cluster2"] == before["cluster2"]  # untouched, to the resourceVersion
     cluster1_before, cluster1_after = before["cluster1"], after["cluster1"]
     assert cluster1_before is not None and cluster1_after is not None
     assert cluster1_after["metadata"]["uid"] == cluster1_before["metadata"]["uid"]  # updated, not re-created
     assert cluster1_after["data"]["ca-key.pem"] == cluster1_before["data"]["ca-key.pem"]
     assert cluster1_after["data"]["root-cert.pem"] == cluster1_before["data"]["root-cert.pem"]
-    (intermediate,) = load_certificates(deployment.cacerts("cluster1")["ca-cert.pem"])
+    (intermediate,) = load_certificates(clusters["cluster1"].secret_data(namespace, "cacerts")["ca-cert.pem"])
     assert (intermediate.not_valid_after_utc - intermediate.not_valid_before_utc).days == 365
+    workspace.run("destroy", "--yes", "--skip-preview")
 
 
 def test_no_private_key_in_cli_output_or_plain_state(deployment: Deployment) -> None:
@@ -188,22 +207,55 @@ def test_no_private_key_in_cli_output_or_plain_state(deployment: Deployment) -> 
     assert '"ciphertext"' in state  # the keys are there, encrypted
 
 
-def test_destroy_removes_the_secrets_and_keeps_the_namespace(deployment: Deployment) -> None:
-    deployment.workspace.run("destroy", "--yes", "--skip-preview")
-    for cluster in deployment.clusters.values():
-        assert cluster.secret(NAMESPACE, "cacerts") is None
-        assert cluster.namespace_exists(NAMESPACE)
-
-
-def test_created_namespace_is_retained_on_destroy(deployment: Deployment) -> None:
-    config = two_cluster_config(deployment.clusters)
+def test_destroy_keeps_the_secrets_and_a_created_namespace(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An istiod restarting without `cacerts` would mint a new self-signed root: destroy leaves it."""
+    workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, "istio-destroy", intermediate=FAST_KEYS)
+    config = workspace.config()
     config.update(istioNamespace="mesh-created", createNamespace=True)
-    deployment.apply(config)
-    deployment.workspace.up()
-    for cluster in deployment.clusters.values():
+    workspace.write_config(config)
+    workspace.up()
+    written = {name: cluster.secret_data("mesh-created", "cacerts") for name, cluster in clusters.items()}
+    workspace.run("destroy", "--yes", "--skip-preview")
+    for name, cluster in clusters.items():
         assert cluster.namespace_exists("mesh-created")
-        assert cluster.secret("mesh-created", "cacerts") is not None
-    deployment.workspace.run("destroy", "--yes", "--skip-preview")
-    for cluster in deployment.clusters.values():
-        assert cluster.secret("mesh-created", "cacerts") is None
-        assert cluster.namespace_exists("mesh-created")
+        assert cluster.secret_data("mesh-created", "cacerts") == written[name]
+    assert workspace.resources() == {}
+
+
+def test_ecdsa_root_and_intermediates_on_both_curves(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-ecdsa"
+    workspace = namespaced_workspace(
+        pulumi_env,
+        clusters,
+        tmp_path_factory,
+        namespace,
+        root={"keyAlgorithm": "ECDSA", "keySize": 384},
+        intermediate={"keyAlgorithm": "ECDSA"},
+    )
+    config = workspace.config()
+    config["clusters"][1]["intermediate"] = {"keyAlgorithm": "ECDSA", "keySize": 384}
+    workspace.write_config(config)
+    workspace.up()
+    settings = parse_settings(config)
+    assert settings.root.key == KeySettings("ECDSA", 384)
+    assert [c.intermediate.key.size for c in settings.clusters] == [256, 384]
+    for cluster_settings in settings.clusters:
+        files = clusters[cluster_settings.name].secret_data(namespace, "cacerts")
+        (root,) = load_certificates(files["root-cert.pem"])
+        (intermediate,) = load_certificates(files["ca-cert.pem"])
+        check_certificate(root, profile=ROOT_CA, settings=settings.root, subject=subject_of(settings.root), issuer=root)
+        check_certificate(
+            intermediate,
+            profile=INTERMEDIATE_CA,
+            settings=cluster_settings.intermediate,
+            subject=subject_of(cluster_settings.intermediate, locality=cluster_settings.name),
+            issuer=root,
+            dns_names=cluster_settings.dns_names,
+        )
+        check_key_matches(intermediate, files["ca-key.pem"])
+    workspace.run("preview", "--expect-no-changes")
+    workspace.run("destroy", "--yes", "--skip-preview")

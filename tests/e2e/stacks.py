@@ -1,0 +1,67 @@
+"""Stacks the end-to-end tests set up: each in its own Istio namespace, so no test depends on another."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.local_cluster import LocalCluster
+from tests.e2e.pulumi_cli import Workspace, new_workspace
+
+CACERTS_KEYS = {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
+FAST_KEYS = {"keyAlgorithm": "ECDSA"}
+"""Intermediates with P-256 keys: for tests about something other than key generation."""
+
+
+def namespaced_workspace(
+    pulumi_env: dict[str, str],
+    local_clusters: dict[str, LocalCluster],
+    tmp_path_factory: pytest.TempPathFactory,
+    namespace: str,
+    **config: Any,
+) -> Workspace:
+    """A stack whose clusters (by default one per local cluster) write `cacerts` into `namespace`,
+    which is created in each cluster first."""
+    for cluster in local_clusters.values():
+        cluster.create_namespace(namespace)
+    workspace = new_workspace(tmp_path_factory.mktemp(namespace) / "project", namespace, pulumi_env)
+    workspace.write_config(
+        {
+            "istioNamespace": namespace,
+            "clusters": [{"name": name, "kubeconfig": str(c.kubeconfig)} for name, c in local_clusters.items()],
+            **config,
+        }
+    )
+    return workspace
+
+
+def set_root_in_config(workspace: Workspace, cert_pem: str, key_pem: str) -> None:
+    """As the README says: the PEMs through stdin, the key as a secret."""
+    workspace.run("config", "set", "--path", "istio-ca:existingRoot.certPem", stdin=cert_pem)
+    workspace.run("config", "set", "--secret", "--path", "istio-ca:existingRoot.keyPem", stdin=key_pem)
+
+
+def makefile_cacerts(cluster: LocalCluster, namespace: str, makefile_dir: Path, **extra: str) -> dict[str, Any]:
+    """`kubectl create secret generic cacerts -n NS --from-file=...` of the Makefile's cluster files."""
+    files = {name: (makefile_dir / name).read_text() for name in sorted(CACERTS_KEYS)}
+    cluster.create_secret(namespace, "cacerts", {**files, **extra})
+    secret = cluster.secret(namespace, "cacerts")
+    assert secret is not None
+    return secret
+
+
+def decoded(secret: dict[str, Any]) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}
+
+
+def data_owners(secret: dict[str, Any]) -> dict[str, set[str]]:
+    """Which field managers own each `data` key, from managedFields."""
+    owners: dict[str, set[str]] = {}
+    for entry in secret["metadata"].get("managedFields", []):
+        for field in entry.get("fieldsV1", {}).get("f:data", {}):
+            if field != ".":  # the map itself, not one of its keys
+                owners.setdefault(field.removeprefix("f:"), set()).add(entry["manager"])
+    return owners

@@ -1,0 +1,225 @@
+"""What happens when a cluster is down, a run is interrupted, or someone edits `cacerts` by hand.
+
+The README's "Failure and recovery" section gives the commands these tests run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
+from tests.e2e.pulumi_cli import Toolchain, Workspace
+from tests.e2e.stacks import CACERTS_KEYS, FAST_KEYS, namespaced_workspace
+from tests.x509_checks import load_certificates
+
+INTERRUPT_WAIT_SECONDS = 120
+
+
+@pytest.fixture(scope="module")
+def three_clusters(
+    toolchain: Toolchain, clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, LocalCluster]]:
+    third = start_cluster("cluster3", toolchain.bin, tmp_path_factory.mktemp("cluster3") / "cluster3")
+    try:
+        wait_ready(third)
+        yield {**clusters, "cluster3": third}
+    finally:
+        third.stop()
+
+
+def serials(clusters: dict[str, LocalCluster], namespace: str) -> dict[str, int]:
+    return {
+        name: load_certificates(cluster.secret_data(namespace, "cacerts")["ca-cert.pem"])[0].serial_number
+        for name, cluster in clusters.items()
+    }
+
+
+def assert_complete_and_valid(clusters: dict[str, LocalCluster], namespace: str) -> None:
+    """Every cluster holds the four files, its intermediate signed by the one shared root."""
+    roots = set()
+    for name, cluster in clusters.items():
+        files = cluster.secret_data(namespace, "cacerts")
+        assert set(files) == CACERTS_KEYS, name
+        (root,) = load_certificates(files["root-cert.pem"])
+        (intermediate,) = load_certificates(files["ca-cert.pem"])
+        intermediate.verify_directly_issued_by(root)
+        assert load_certificates(files["cert-chain.pem"]) == [intermediate, root]
+        roots.add(files["root-cert.pem"])
+    assert len(roots) == 1
+
+
+def test_a_cluster_that_is_down_fails_alone_and_converges_when_back(
+    pulumi_env: dict[str, str], three_clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-down"
+    workspace = namespaced_workspace(pulumi_env, three_clusters, tmp_path_factory, namespace, intermediate=FAST_KEYS)
+    down = three_clusters["cluster3"]
+    up = {name: cluster for name, cluster in three_clusters.items() if cluster is not down}
+    down.stop_api_server()
+    try:
+        # A plain `up` stops at the first failure: no traceback, and the message says what to run.
+        result = workspace.run("up", "--yes", "--skip-preview", check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "Traceback" not in output and "KeyboardInterrupt" not in output
+        assert f"cluster3: the API server {down.server} did not answer" in output
+        assert "pulumi up --continue-on-error" in output
+
+        # What the README recommends: the reachable clusters get their cacerts.
+        result = workspace.run("up", "--yes", "--skip-preview", "--continue-on-error", check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "Traceback" not in output
+        failures = [line for line in output.splitlines() if "cluster3" in line and down.server in line]
+        assert failures, output[-3000:]
+        assert_complete_and_valid(up, namespace)
+        before = serials(up, namespace)
+    finally:
+        down.start_api_server()
+
+    workspace.up()
+    assert_complete_and_valid(three_clusters, namespace)
+    assert serials(up, namespace) == before  # the others are not re-issued
+    workspace.run("preview", "--expect-no-changes")
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def start_up(workspace: Workspace) -> subprocess.Popen[str]:
+    """`pulumi up` in its own process group, as a terminal runs it."""
+    return subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--stack", workspace.stack, "--non-interactive"],
+        cwd=workspace.directory,
+        env=workspace.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_keys_in_progress(workspace: Workspace, process: subprocess.Popen[str]) -> None:
+    """Until the engine has begun creating keys (a `pulumi up` has written its first resources)."""
+    deadline = time.monotonic() + INTERRUPT_WAIT_SECONDS
+    backend = Path(workspace.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    checkpoint = backend / ".pulumi" / "stacks" / "istio-ca" / f"{workspace.stack}.json"
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "pulumi up ended before it could be interrupted"
+        if checkpoint.exists() and '"tls:index/privateKey:PrivateKey"' in checkpoint.read_text():
+            return
+        time.sleep(0.05)
+    raise AssertionError("no key creation started")
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_an_interrupted_up_converges_with_the_readme_recovery_commands(
+    pulumi_env: dict[str, str],
+    clusters: dict[str, LocalCluster],
+    tmp_path_factory: pytest.TempPathFactory,
+    how: signal.Signals,
+) -> None:
+    namespace = f"istio-{how.name.lower()}"
+    # RSA 4096 keys, so the interruption lands while keys are being generated.
+    workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, namespace)
+    process = start_up(workspace)
+    wait_for_keys_in_progress(workspace, process)
+    os.killpg(process.pid, how)
+    output, _ = process.communicate(timeout=INTERRUPT_WAIT_SECONDS)
+    assert process.returncode != 0
+    workspace.transcripts.append(output)
+    assert "Traceback" not in output
+
+    # The README's recovery: release a lock left by a killed run, drop operations it left pending.
+    workspace.run("cancel", "--yes", check=False)
+    workspace.run("refresh", "--yes", "--clear-pending-creates", "--skip-preview")
+    workspace.up()
+    assert_complete_and_valid(clusters, namespace)
+    pending = json.loads(workspace.export())["deployment"].get("pending_operations") or []
+    assert pending == []
+    workspace.run("preview", "--expect-no-changes")
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def test_a_cacerts_deleted_or_edited_by_hand_is_restored(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-drift"
+    workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, namespace, intermediate=FAST_KEYS)
+    workspace.up()
+    cluster = clusters["cluster1"]
+    written = cluster.secret_data(namespace, "cacerts")
+
+    cluster.request("DELETE", f"/api/v1/namespaces/{namespace}/secrets/cacerts")
+    workspace.run("up", "--yes", "--skip-preview", "--refresh")
+    assert cluster.secret_data(namespace, "cacerts") == written  # the same bytes, not a new intermediate
+
+    edited = {"data": {"ca-cert.pem": "ZWRpdGVk"}}  # "edited"
+    status, _ = cluster.request_patch(f"/api/v1/namespaces/{namespace}/secrets/cacerts", edited)
+    assert status == 200
+    steps = {name: op for name, op in preview_steps(workspace, "--refresh").items() if op not in ("same", "refresh")}
+    assert steps == {"cluster1-cacerts": "update"}
+    workspace.run("up", "--yes", "--skip-preview", "--refresh")
+    assert cluster.secret_data(namespace, "cacerts") == written
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def preview_steps(workspace: Workspace, *args: str) -> dict[str, str]:
+    result = workspace.run("preview", "--json", *args)
+    return {step["urn"].split("::")[-1]: step["op"] for step in json.loads(result.stdout).get("steps", [])}
+
+
+def test_twenty_clusters_stay_unchanged_over_three_runs(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-twenty"
+    entries: list[dict[str, Any]] = [
+        {
+            "name": f"c{index:02d}",
+            "kubeconfig": str(cluster.kubeconfig),
+            "istioNamespace": f"{namespace}-{index:02d}",
+            "createNamespace": True,
+        }
+        for index, cluster in enumerate(list(clusters.values()) * 10)
+    ]
+    workspace = namespaced_workspace(
+        pulumi_env, clusters, tmp_path_factory, namespace, clusters=entries, intermediate=FAST_KEYS
+    )
+    workspace.up()
+    before = workspace.resources()
+    for _ in range(3):
+        workspace.run("up", "--yes", "--skip-preview", "--expect-no-changes")
+    assert workspace.resources() == before
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def test_cacerts_outlives_its_cluster_entry_and_destroy_unless_asked(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-kept"
+    workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, namespace, intermediate=FAST_KEYS)
+    workspace.up()
+    kept = clusters["cluster2"].secret(namespace, "cacerts")
+
+    config = workspace.config()
+    config["clusters"] = config["clusters"][:1]
+    workspace.write_config(config)
+    workspace.up()
+    assert clusters["cluster2"].secret(namespace, "cacerts") == kept  # removed from config, kept in the cluster
+
+    workspace.run("destroy", "--yes", "--skip-preview")
+    assert clusters["cluster1"].secret(namespace, "cacerts") is not None
+
+    # Deleting is an explicit opt-in, set (and applied) before the cluster goes.
+    config["retainCacerts"] = False
+    workspace.write_config(config)
+    workspace.up()
+    workspace.run("destroy", "--yes", "--skip-preview")
+    assert clusters["cluster1"].secret(namespace, "cacerts") is None
+    assert clusters["cluster1"].namespace_exists(namespace)
