@@ -12,6 +12,7 @@ from components.file_export import MANIFEST
 from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import new_workspace
+from tests.e2e.stacks import namespaced_workspace
 from tests.x509_checks import load_certificates
 
 NAMESPACE = "istio-export"
@@ -38,6 +39,7 @@ def test_exported_files_match_the_secrets_and_follow_the_config(
     }
     workspace.write_config(config)
     workspace.up()
+    workspace.run("preview", "--expect-no-changes")
 
     for name, cluster in clusters.items():
         secret = cluster.secret_data(NAMESPACE, "cacerts")
@@ -78,24 +80,26 @@ def test_exported_files_match_the_secrets_and_follow_the_config(
 def test_nothing_is_exported_until_every_cacerts_is_applied(
     pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """cluster2's Istio namespace does not exist, so its cacerts fails: no file may claim otherwise."""
-    clusters["cluster1"].create_namespace("istio-export-partial")
+    """cluster2 is down, so its cacerts fails: no file may claim otherwise."""
+    namespace = "istio-export-partial"
     export = tmp_path_factory.mktemp("export-partial")
     AUDIT.key_directories.add(export)
-    workspace = new_workspace(tmp_path_factory.mktemp("partial") / "project", "partial", pulumi_env)
-    workspace.write_config(
-        {
-            "istioNamespace": "istio-export-partial",
-            "exportDirectory": str(export),
-            "intermediate": {"keyAlgorithm": "ECDSA"},
-            "clusters": [{"name": name, "kubeconfig": str(c.kubeconfig)} for name, c in clusters.items()],
-        }
+    workspace = namespaced_workspace(
+        pulumi_env,
+        clusters,
+        tmp_path_factory,
+        namespace,
+        exportDirectory=str(export),
+        intermediate={"keyAlgorithm": "ECDSA"},
     )
-    result = workspace.run("up", "--yes", "--skip-preview", "--continue-on-error", check=False)
+    clusters["cluster2"].stop_api_server()
+    try:
+        result = workspace.run("up", "--yes", "--skip-preview", "--continue-on-error", check=False)
+    finally:
+        clusters["cluster2"].start_api_server()
     assert result.returncode != 0
-    assert clusters["cluster1"].secret("istio-export-partial", "cacerts") is not None
+    assert clusters["cluster1"].secret(namespace, "cacerts") is not None
     assert list(export.iterdir()) == []
-    clusters["cluster2"].create_namespace("istio-export-partial")
     workspace.up()
     assert sorted(p.name for p in export.iterdir()) == [".gitignore", MANIFEST, "cluster1", "cluster2", "root-cert.pem"]
     assert mode(export) == 0o700

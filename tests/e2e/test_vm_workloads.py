@@ -24,6 +24,7 @@ def test_workload_leaf_verifies_through_its_chain_to_the_root(
     workspace = new_workspace(tmp_path_factory.mktemp("vm") / "project", "vm", pulumi_env)
     workspace.write_config(CONFIG)
     workspace.up()
+    workspace.run("preview", "--expect-no-changes")
     settings = parse_settings(CONFIG)
     (workload,) = settings.workloads
 
