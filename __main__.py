@@ -1,4 +1,7 @@
-"""istio-ca: one root CA, and per cluster an intermediate CA in a `cacerts` Secret."""
+"""istio-ca: one root CA, and per cluster an intermediate CA in a `cacerts` Secret.
+
+Config -> settings (components/config.py) -> component arguments (wiring.py) -> components -> outputs.
+"""
 
 from functools import partial
 from pathlib import Path
@@ -6,62 +9,64 @@ from pathlib import Path
 import pulumi
 
 from components.cancellation import end_quietly_when_cancelled
+from components.certificate import Root
 from components.cluster_ca import ClusterCA
-from components.config import parse_settings, read_secret_paths, read_stack_config
+from components.config import parse_settings
 from components.existing_root import ExistingRoot, recorded_sha256
-from components.file_export import cluster_layout, export_when_applied, protect_directory, workload_layout
+from components.file_export import component_layout, export_when_applied, protect_directory
 from components.root_ca import RootCA
+from components.settings import RootFromCluster
+from components.stack_config import read_secret_paths, read_stack_config
 from components.workload_certs import WorkloadCerts
+from wiring import cluster_ca_args, existing_root_args, root_ca_args, workload_certs_args
 
 end_quietly_when_cancelled()
 settings = parse_settings(read_stack_config(), read_secret_paths())
 
-adopted_from_cluster = settings.existing_root.cluster if settings.existing_root is not None else None
-if settings.existing_root is not None:
+root: Root
+adopted_from_cluster = settings.existing_root if isinstance(settings.existing_root, RootFromCluster) else None
+if settings.existing_root is None:
+    root = RootCA("root", root_ca_args(settings.root))
+else:
     adopted_sha256 = None
     if adopted_from_cluster is not None:
         # The root adopted from this cluster on an earlier run, from this stack's own last outputs:
         # istiod regenerating `istio-ca-secret` must not silently re-root the mesh.
         this_stack = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
-        adopted_sha256 = this_stack.get_output("adoptedRoot").apply(partial(recorded_sha256, adopted_from_cluster.name))
-    root: RootCA | ExistingRoot = ExistingRoot(
-        "root", settings.existing_root.args(settings.longest_intermediate_days, adopted_sha256)
+        adopted_sha256 = this_stack.get_output("adoptedRoot").apply(
+            partial(recorded_sha256, adopted_from_cluster.cluster.name)
+        )
+    root = ExistingRoot(
+        "root", existing_root_args(settings.existing_root, settings.longest_signed_days, adopted_sha256)
     )
-else:
-    root = RootCA("root", settings.root_args())
+
 if not pulumi.runtime.is_dry_run():
     for cluster in settings.clusters:
         if cluster.render_directory is not None:
             protect_directory(Path(cluster.render_directory))
 clusters = {
-    cluster.name: ClusterCA(
-        cluster.name,
-        cluster.args(root.cert_pem, root.private_key_pem),
-        opts=pulumi.ResourceOptions(parent=root),
-    )
+    cluster.name: ClusterCA(cluster.name, cluster_ca_args(cluster, root), opts=pulumi.ResourceOptions(parent=root))
     for cluster in settings.clusters
 }
 workloads = {
     workload.namespace: WorkloadCerts(
-        workload.namespace,
-        workload.args(root.cert_pem, root.private_key_pem),
-        opts=pulumi.ResourceOptions(parent=root),
+        workload.namespace, workload_certs_args(workload, root), opts=pulumi.ResourceOptions(parent=root)
     )
     for workload in settings.workloads
 }
 if settings.export_directory is not None:
     export_when_applied(
         settings.export_directory,
-        root.cert_pem,
-        [ca.cacerts.apply(partial(cluster_layout, name)) for name, ca in clusters.items()]
-        + [certs.files.apply(partial(workload_layout, namespace)) for namespace, certs in workloads.items()],
+        root.trusted_root_pems,
+        [ca.cacerts.apply(partial(component_layout, name)) for name, ca in clusters.items()]
+        + [certs.files.apply(partial(component_layout, namespace)) for namespace, certs in workloads.items()],
         applied=[ca.cacerts_uid for ca in clusters.values()],
     )
 
-pulumi.export("rootCertPem", root.cert_pem)
+pulumi.export("rootCertPem", root.signer.cert_pem)
 pulumi.export("rootNotAfter", root.not_after)
 if isinstance(root, ExistingRoot) and adopted_from_cluster is not None:
-    pulumi.export("adoptedRoot", {"fromCluster": adopted_from_cluster.name, "sha256": root.sha256})
+    pulumi.export("adoptedRoot", {"fromCluster": adopted_from_cluster.cluster.name, "sha256": root.sha256})
 pulumi.export(
     "clusters",
     {

@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from kubernetes import client as kube_client
 from kubernetes.client.exceptions import ApiException
 
+from components.config_schema import REPLACE_FOREIGN_CACERTS
 from components.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
 from components.pem import sha256_fingerprint
 
@@ -30,11 +31,8 @@ SECRET_NAME = "cacerts"
 SECRET_TYPE = "Opaque"
 FILES = ("ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem")
 """Exactly what istiod's plugged-in CA reads."""
-KEY_FILES = frozenset({"ca-key.pem"})
 OWNER_ANNOTATION = "istio-ca/owner"
 """Names the stack (`organization/project/stack`) that wrote the Secret."""
-REPLACE_OPT_IN = "replaceForeignCacerts"
-"""The per-cluster config key that allows replacing a foreign `cacerts` holding another root."""
 TAKEOVER_MANAGED_FIELDS = {
     "manager": "istio-ca-takeover",
     "operation": "Update",
@@ -110,7 +108,7 @@ def judge(target: Target, live: LiveCacerts, root_cert_pem: str | None, replace_
     raise CacertsError(
         f"{where} was not written by this stack and holds another root: {found_root(live)}. Writing over it "
         f"would break mTLS between {target.cluster}'s workloads signed before and after. Either adopt that root "
-        f"(istio-ca:existingRoot; see the README), or replace it on purpose: set `{REPLACE_OPT_IN}: true` in "
+        f"(istio-ca:existingRoot; see the README), or replace it on purpose: set `{REPLACE_FOREIGN_CACERTS}: true` in "
         f"{target.cluster}'s entry of istio-ca:clusters"
     )
 

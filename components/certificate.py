@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, Protocol, TypedDict
 
 import pulumi
 import pulumi_tls as tls
@@ -55,6 +55,29 @@ class Issuer:
     private_key_pem: pulumi.Input[str]
 
 
+class Root(Protocol):
+    """A root of the mesh, generated (RootCA) or adopted (ExistingRoot).
+
+    What signs is kept apart from what is trusted: today one root does both, and the trust bundle
+    (`root-cert.pem`) holds only it; a root rotation trusts two roots while one signs.
+    """
+
+    @property
+    def signer(self) -> Issuer:
+        """The certificate and key that sign the intermediates."""
+        ...
+
+    @property
+    def trusted_root_pems(self) -> pulumi.Output[list[str]]:
+        """The roots workloads trust, in order: what `root-cert.pem` holds."""
+        ...
+
+    @property
+    def not_after(self) -> pulumi.Output[str]:
+        """The signing root's NotAfter, RFC 3339."""
+        ...
+
+
 @dataclass(frozen=True)
 class SignedCertificate:
     key: tls.PrivateKey
@@ -78,8 +101,7 @@ def signed_certificate(
         f"{name}-csr",
         private_key_pem=key.private_key_pem,
         subject=subject,
-        dns_names=dns_names,
-        uris=uris,
+        **subject_alt_names(profile, dns_names=dns_names, uris=uris),
         opts=pulumi.ResourceOptions(parent=parent),
     )
     cert = tls.LocallySignedCert(
@@ -88,13 +110,53 @@ def signed_certificate(
         ca_cert_pem=issuer.cert_pem,
         ca_private_key_pem=issuer.private_key_pem,
         validity_period_hours=validity_hours(args["validity_days"]),
-        allowed_uses=profile.allowed_uses,
-        is_ca_certificate=profile.is_ca,
-        max_path_length=profile.max_path_length,
-        set_subject_key_id=profile.subject_key_identifier,
+        **extensions(profile, self_signed=False),
         opts=pulumi.ResourceOptions(parent=parent),
     )
     return SignedCertificate(key=key, cert=cert)
+
+
+class ProfileError(ValueError):
+    """A profile asks for something pulumi-tls cannot issue."""
+
+
+def extensions(profile: CertificateProfile, *, self_signed: bool) -> dict[str, Any]:
+    """The pulumi-tls arguments that give a certificate the profile's extensions: the one mapping
+    from a profile to the provider, for every certificate."""
+    arguments: dict[str, Any] = {
+        "allowed_uses": profile.allowed_uses,
+        "is_ca_certificate": profile.is_ca,
+        # pulumi-tls ignores 0 (it never sets Go's MaxPathLenZero): see the README.
+        "max_path_length": profile.max_path_length,
+        "set_subject_key_id": profile.subject_key_identifier,
+    }
+    if self_signed:
+        arguments["set_authority_key_id"] = profile.authority_key_identifier
+    elif not profile.authority_key_identifier:
+        raise ProfileError(
+            "a LocallySignedCert always carries an authorityKeyIdentifier (Go copies the issuer's "
+            "subjectKeyIdentifier) and pulumi-tls has no switch to leave it out"
+        )
+    return arguments
+
+
+def subject_alt_names(
+    profile: CertificateProfile,
+    *,
+    dns_names: pulumi.Input[Sequence[pulumi.Input[str]]] | None,
+    uris: pulumi.Input[Sequence[pulumi.Input[str]]] | None,
+) -> dict[str, Any]:
+    """The subjectAltName arguments of a CSR: there only when the profile carries the extension."""
+    if profile.subject_alt_names:
+        return {"dns_names": dns_names, "uris": uris}
+    if dns_names is not None or uris is not None:
+        raise ProfileError("the profile carries no subjectAltName, but DNS names or URIs were given")
+    return {}
+
+
+def trust_bundle(root_pems: pulumi.Input[Sequence[pulumi.Input[str]]]) -> pulumi.Output[str]:
+    """`root-cert.pem`: the trusted roots, in order."""
+    return pulumi.Output.from_input(root_pems).apply(lambda roots: pem_bundle([str(pem) for pem in roots]))
 
 
 def pem_bundle(pems: Sequence[str]) -> str:

@@ -9,19 +9,22 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components import cacerts
-from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate
+from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from components.outputs import published_files, register_declared_outputs
 from components.profiles import INTERMEDIATE_CA
 
 
 class ClusterCAArgs(CertificateArgs):
-    """Inputs of a ClusterCA: a CA certificate's, the signing root, and where `cacerts` goes."""
+    """Inputs of a ClusterCA: a CA certificate's, who signs it, whom it trusts, and where `cacerts` goes."""
 
     cluster_name: pulumi.Input[str]
     """The cluster's name; the certificate's subject L, as in the Makefile."""
-    root_cert_pem: pulumi.Input[str]
-    """The signing root certificate, PEM."""
-    root_private_key_pem: pulumi.Input[str]
-    """The signing root key, PEM (pass a secret)."""
+    issuer_cert_pem: pulumi.Input[str]
+    """The certificate of the root that signs the intermediate, PEM (ends `cert-chain.pem`)."""
+    issuer_private_key_pem: pulumi.Input[str]
+    """The signing root's key, PEM (pass a secret)."""
+    trusted_root_pems: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """The roots the cluster's workloads trust, in order (`root-cert.pem`); the issuer among them."""
     dns_names: pulumi.Input[Sequence[pulumi.Input[str]]]
     """subjectAltName DNS entries (Makefile INTERMEDIATE_SAN_DNS)."""
     namespace: pulumi.Input[str]
@@ -69,23 +72,21 @@ class ClusterCA(pulumi.ComponentResource):
                 locality=args["cluster_name"],
             ),
             dns_names=args["dns_names"],
-            issuer=Issuer(cert_pem=args["root_cert_pem"], private_key_pem=args["root_private_key_pem"]),
+            issuer=Issuer(cert_pem=args["issuer_cert_pem"], private_key_pem=args["issuer_private_key_pem"]),
             parent=self,
         )
         key, cert = issued.key, issued.cert
         self.cert_pem = cert.cert_pem
-        self.cert_chain_pem = pulumi.Output.all(cert.cert_pem, args["root_cert_pem"]).apply(pem_bundle)
+        self.cert_chain_pem = pulumi.Output.all(cert.cert_pem, args["issuer_cert_pem"]).apply(pem_bundle)
         self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
         self.not_after = cert.validity_end_time
-        self.cacerts = pulumi.Output.secret(
-            pulumi.Output.all(
-                **{
-                    "ca-cert.pem": self.cert_pem,
-                    "ca-key.pem": self.private_key_pem,
-                    "root-cert.pem": args["root_cert_pem"],
-                    "cert-chain.pem": self.cert_chain_pem,
-                }
-            )
+        self.cacerts = published_files(
+            {
+                "ca-cert.pem": self.cert_pem,
+                "ca-key.pem": self.private_key_pem,
+                "root-cert.pem": trust_bundle(args["trusted_root_pems"]),
+                "cert-chain.pem": self.cert_chain_pem,
+            }
         )
 
         provider = k8s.Provider(
@@ -112,9 +113,12 @@ class ClusterCA(pulumi.ComponentResource):
         data = self.cacerts
         if "kubeconfig" in args:
             target = pulumi.Output.all(
-                args["cluster_name"], args["kubeconfig"], args.get("context"), args["namespace"]
-            ).apply(lambda values: cacerts.Target(values[0], values[1], values[2], values[3], owner))
-            approval = cacerts.guard(target, args["root_cert_pem"], args.get("replace_foreign_cacerts", False))
+                cluster=args["cluster_name"],
+                kubeconfig=args["kubeconfig"],
+                context=args.get("context"),
+                namespace=args["namespace"],
+            ).apply(lambda where: cacerts.Target(**where, owner=owner))
+            approval = cacerts.guard(target, args["issuer_cert_pem"], args.get("replace_foreign_cacerts", False))
             data = pulumi.Output.all(approval, self.cacerts).apply(lambda values: values[1])
         secret = k8s.core.v1.Secret(
             f"{name}-cacerts",
@@ -135,16 +139,7 @@ class ClusterCA(pulumi.ComponentResource):
             ),
         )
         self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")
-        self.register_outputs(
-            {
-                "cert_pem": self.cert_pem,
-                "cert_chain_pem": self.cert_chain_pem,
-                "private_key_pem": self.private_key_pem,
-                "not_after": self.not_after,
-                "cacerts": self.cacerts,
-                "cacerts_uid": self.cacerts_uid,
-            }
-        )
+        register_declared_outputs(self)
 
 
 def _base64_values(files: dict[str, str]) -> dict[str, str]:

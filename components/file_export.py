@@ -9,11 +9,14 @@ cluster or namespace dropped from the config are removed, and nothing else ever 
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pulumi
+
+from components.certificate import pem_bundle
+from components.outputs import is_key_file
 
 MANIFEST = ".istio-ca-files.json"
 KEY_MODE = 0o600
@@ -25,18 +28,12 @@ Layout = Mapping[str, tuple[str, int]]
 """Relative path -> (content, file mode)."""
 
 
-def cluster_layout(name: str, files: Mapping[str, str]) -> dict[str, tuple[str, int]]:
-    """`<cluster>/` as `<cluster>-cacerts` writes it; `files` are the cacerts Secret's four keys."""
+def component_layout(directory: str, files: Mapping[str, str]) -> dict[str, tuple[str, int]]:
+    """`<cluster>/` as `<cluster>-cacerts` writes it, or `<namespace>/` as `<namespace>-certs` does:
+    the component's published files, keys owner-only."""
     return {
-        f"{name}/{file}": (content, KEY_MODE if file == "ca-key.pem" else CERT_MODE) for file, content in files.items()
-    }
-
-
-def workload_layout(namespace: str, files: Mapping[str, str]) -> dict[str, tuple[str, int]]:
-    """`<namespace>/` as `<namespace>-certs` writes it."""
-    keys = {"key.pem", "ca-key.pem"}
-    return {
-        f"{namespace}/{file}": (content, KEY_MODE if file in keys else CERT_MODE) for file, content in files.items()
+        f"{directory}/{file}": (content, KEY_MODE if is_key_file(file) else CERT_MODE)
+        for file, content in files.items()
     }
 
 
@@ -78,7 +75,7 @@ def protect_directory(directory: Path) -> None:
 
 def export_when_applied(
     directory: str,
-    root_cert_pem: pulumi.Input[str],
+    trusted_root_pems: pulumi.Input[Sequence[str]],
     layouts: list[pulumi.Output[Any]],
     applied: list[pulumi.Output[Any]],
 ) -> None:
@@ -87,11 +84,12 @@ def export_when_applied(
     if pulumi.runtime.is_dry_run():
         return
 
-    def write(values: list[Any]) -> None:
-        root, *parts = values[: len(layouts) + 1]
-        layout: dict[str, tuple[str, int]] = {"root-cert.pem": (root, CERT_MODE)}
-        for part in parts:
+    def write(values: dict[str, Any]) -> None:
+        layout: dict[str, tuple[str, int]] = {"root-cert.pem": (pem_bundle(values["roots"]), CERT_MODE)}
+        for part in values["layouts"]:
             layout.update(part)
         write_layout(Path(directory), layout)
 
-    pulumi.Output.all(root_cert_pem, *layouts, *applied).apply(write)
+    pulumi.Output.all(
+        roots=trusted_root_pems, layouts=pulumi.Output.all(*layouts), applied=pulumi.Output.all(*applied)
+    ).apply(write)

@@ -3,7 +3,8 @@
 import pulumi
 import pulumi_tls as tls
 
-from components.certificate import CertificateArgs, private_key, validity_hours
+from components.certificate import CertificateArgs, Issuer, extensions, private_key, validity_hours
+from components.outputs import register_declared_outputs
 from components.profiles import ROOT_CA
 
 
@@ -32,16 +33,18 @@ class RootCA(pulumi.ComponentResource):
                 common_name=args["common_name"],
             ),
             validity_period_hours=validity_hours(args["validity_days"]),
-            allowed_uses=ROOT_CA.allowed_uses,
-            is_ca_certificate=ROOT_CA.is_ca,
-            max_path_length=ROOT_CA.max_path_length,
-            set_subject_key_id=ROOT_CA.subject_key_identifier,
-            set_authority_key_id=ROOT_CA.authority_key_identifier,
+            **extensions(ROOT_CA, self_signed=True),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.cert_pem = cert.cert_pem
         self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
         self.not_after = cert.validity_end_time
-        self.register_outputs(
-            {"cert_pem": self.cert_pem, "private_key_pem": self.private_key_pem, "not_after": self.not_after}
-        )
+        register_declared_outputs(self)
+
+    @property
+    def signer(self) -> Issuer:
+        return Issuer(cert_pem=self.cert_pem, private_key_pem=self.private_key_pem)
+
+    @property
+    def trusted_root_pems(self) -> pulumi.Output[list[str]]:
+        return self.cert_pem.apply(lambda pem: [pem])

@@ -5,7 +5,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_tls as tls
 
-from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate
+from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from components.outputs import published_files, register_declared_outputs
 from components.profiles import INTERMEDIATE_CA, WORKLOAD
 
 
@@ -19,10 +20,12 @@ class WorkloadCertsArgs(CertificateArgs):
 
     namespace: pulumi.Input[str]
     """The VM's namespace: subject L of both certificates and the SPIFFE `ns`."""
-    root_cert_pem: pulumi.Input[str]
-    """The signing root certificate, PEM."""
-    root_private_key_pem: pulumi.Input[str]
-    """The signing root key, PEM (pass a secret)."""
+    issuer_cert_pem: pulumi.Input[str]
+    """The certificate of the root that signs the namespace intermediate, PEM."""
+    issuer_private_key_pem: pulumi.Input[str]
+    """The signing root's key, PEM (pass a secret)."""
+    trusted_root_pems: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """The roots the workload trusts, in order (`root-cert.pem`); the issuer among them."""
     dns_names: pulumi.Input[Sequence[pulumi.Input[str]]]
     """The namespace intermediate's subjectAltName DNS entries (Makefile INTERMEDIATE_SAN_DNS)."""
     service_account: pulumi.Input[str]
@@ -63,7 +66,7 @@ class WorkloadCerts(pulumi.ComponentResource):
                 organization=args["organization"], common_name=args["common_name"], locality=args["namespace"]
             ),
             dns_names=args["dns_names"],
-            issuer=Issuer(cert_pem=args["root_cert_pem"], private_key_pem=args["root_private_key_pem"]),
+            issuer=Issuer(cert_pem=args["issuer_cert_pem"], private_key_pem=args["issuer_private_key_pem"]),
             parent=self,
         )
         leaf = signed_certificate(
@@ -83,33 +86,21 @@ class WorkloadCerts(pulumi.ComponentResource):
         self.ca_private_key_pem = pulumi.Output.secret(intermediate.key.private_key_pem)
         self.cert_pem = leaf.cert.cert_pem
         self.private_key_pem = pulumi.Output.secret(leaf.key.private_key_pem)
-        self.cert_chain_pem = pulumi.Output.all(self.cert_pem, self.ca_cert_pem, args["root_cert_pem"]).apply(
+        self.cert_chain_pem = pulumi.Output.all(self.cert_pem, self.ca_cert_pem, args["issuer_cert_pem"]).apply(
             pem_bundle
         )
         self.not_after = leaf.cert.validity_end_time
-        self.files = pulumi.Output.secret(
-            pulumi.Output.all(
-                **{
-                    "key.pem": self.private_key_pem,
-                    "workload-cert.pem": self.cert_pem,
-                    "workload-cert-chain.pem": self.cert_chain_pem,
-                    "root-cert.pem": args["root_cert_pem"],
-                    "ca-cert.pem": self.ca_cert_pem,
-                    "ca-key.pem": self.ca_private_key_pem,
-                }
-            )
-        )
-        self.register_outputs(
+        self.files = published_files(
             {
-                "ca_cert_pem": self.ca_cert_pem,
-                "ca_private_key_pem": self.ca_private_key_pem,
-                "cert_pem": self.cert_pem,
-                "private_key_pem": self.private_key_pem,
-                "cert_chain_pem": self.cert_chain_pem,
-                "not_after": self.not_after,
-                "files": self.files,
+                "key.pem": self.private_key_pem,
+                "workload-cert.pem": self.cert_pem,
+                "workload-cert-chain.pem": self.cert_chain_pem,
+                "root-cert.pem": trust_bundle(args["trusted_root_pems"]),
+                "ca-cert.pem": self.ca_cert_pem,
+                "ca-key.pem": self.ca_private_key_pem,
             }
         )
+        register_declared_outputs(self)
 
 
 def leaf_args(args: WorkloadCertsArgs) -> CertificateArgs:

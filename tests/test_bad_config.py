@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError
+from components.config_schema import CLUSTER_KEYS, EXISTING_ROOT_KEYS, INTERMEDIATE_KEYS, ROOT_KEYS, STACK_KEYS
+from components.validation import ConfigError
 from tests.program import run_program
 from tests.roots import make_root
 from tests.test_config import write_kubeconfig
@@ -137,8 +138,6 @@ def test_bad_config_is_refused_before_any_resource_naming_the_key(config: dict[s
 
 
 def test_the_table_covers_every_config_key() -> None:
-    from components.config import CLUSTER_KEYS, EXISTING_ROOT_KEYS, INTERMEDIATE_KEYS, ROOT_KEYS, STACK_KEYS
-
     covered = "\n".join(repr(config) + message for _, config, message in BAD)
     for key in STACK_KEYS | CLUSTER_KEYS | EXISTING_ROOT_KEYS | INTERMEDIATE_KEYS | ROOT_KEYS:
         assert f"'{key}'" in covered or f"{key}" in covered, key

@@ -138,8 +138,9 @@ def test_cluster_ca_works_on_its_own_with_a_root_from_elsewhere() -> None:
             "edge",
             ClusterCAArgs(
                 cluster_name="edge",
-                root_cert_pem="ROOT-PEM\n",
-                root_private_key_pem=pulumi.Output.secret("ROOT-KEY"),
+                issuer_cert_pem="ROOT-PEM\n",
+                issuer_private_key_pem=pulumi.Output.secret("ROOT-KEY"),
+                trusted_root_pems=["ROOT-PEM\n"],
                 organization="Istio",
                 common_name="Intermediate CA",
                 validity_days=10,

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
 
-from components.config import (
-    CertificateSettings,
-    ConfigError,
-    KeySettings,
-    parse_settings,
-    read_secret_paths,
-    read_stack_config,
-)
+from components.certificate import Issuer
+from components.config import parse_settings
+from components.settings import CertificateSettings, KeySettings
+from components.stack_config import read_secret_paths, read_stack_config
+from components.validation import ConfigError
+from wiring import root_ca_args, workload_certs_args
+
+
+@dataclass(frozen=True)
+class StubRoot:
+    """A root as wiring sees it, without Pulumi."""
+
+    signer: Issuer
+    trusted_root_pems: Any = None
+    not_after: Any = None
+
 
 TWO_CLUSTERS: dict[str, Any] = {"clusters": [{"name": "cluster1"}, {"name": "cluster2"}]}
 
@@ -92,7 +101,7 @@ def test_per_cluster_overrides_touch_only_that_cluster() -> None:
 def test_every_key_istiod_accepts_is_honoured(algorithm: str, size: int, key_args: dict[str, Any]) -> None:
     settings = parse_settings(with_clusters({"name": "c1"}, root={"keyAlgorithm": algorithm, "keySize": size}))
     assert settings.root.key == KeySettings(algorithm, size)
-    root_args = settings.root_args()
+    root_args = root_ca_args(settings.root)
     assert {k: v for k, v in root_args.items() if k in ("key_algorithm", "rsa_bits", "ecdsa_curve")} == key_args
 
 
@@ -299,7 +308,7 @@ def test_workload_settings_are_honoured() -> None:
     assert (first.service_account, first.trust_domain, first.validity_days) == ("vm-sa", "mesh.example", 7)
     assert first.intermediate.key == KeySettings("ECDSA", 256)
     assert second.common_name == "VM"
-    args = first.args("ROOT", "KEY")
+    args = workload_certs_args(first, StubRoot(signer=Issuer(cert_pem="ROOT", private_key_pem="KEY")))
     assert (args["namespace"], args["service_account"], args["trust_domain"]) == ("vm-a", "vm-sa", "mesh.example")
     assert (args["workload_validity_days"], args["validity_days"], args.get("ecdsa_curve")) == (7, 90, "P256")
 

@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, parse_settings
-from components.existing_root import RootError, check_adopted, check_root, recorded_sha256, secret_file
+from components.config import parse_settings
+from components.existing_root import check_adopted, recorded_sha256, secret_file
+from components.root_checks import RootError, check_root
+from components.settings import RootFromCluster, RootFromConfig
+from components.validation import ConfigError
 from tests.program import run_program, unwrap_secret
 from tests.roots import make_intermediate, make_root
 from tests.test_config import write_kubeconfig
+from wiring import existing_root_args
 
 ROOT_CERT, ROOT_KEY = make_root()
 OTHER_CERT, OTHER_KEY = make_root()
@@ -23,10 +27,10 @@ SECRET = frozenset({("existingRoot",)})
 
 def test_root_from_config_is_checked_and_kept() -> None:
     existing = parse_settings(FROM_CONFIG, SECRET).existing_root
-    assert existing is not None
-    assert (existing.cert_pem, existing.key_pem, existing.cluster) == (ROOT_CERT, ROOT_KEY, None)
-    args = existing.args(longest_issued_days=730)
-    assert args["cert_pem"] == ROOT_CERT and args["longest_issued_days"] == 730
+    assert isinstance(existing, RootFromConfig)
+    assert (existing.cert_pem, existing.key_pem) == (ROOT_CERT, ROOT_KEY)
+    args = existing_root_args(existing, longest_signed_days=730)
+    assert args["cert_pem"] == ROOT_CERT and args["longest_signed_days"] == 730
     assert "kubeconfig" not in args
 
 
@@ -37,9 +41,9 @@ def test_root_from_a_cluster_reads_its_secret_through_its_kubeconfig(tmp_path: P
         "existingRoot": {"fromCluster": "east"},
     }
     existing = parse_settings(config).existing_root
-    assert existing is not None and existing.cluster is not None
-    assert dict(existing.args(longest_issued_days=730)) == {
-        "longest_issued_days": 730,
+    assert isinstance(existing, RootFromCluster)
+    assert dict(existing_root_args(existing, longest_signed_days=730)) == {
+        "longest_signed_days": 730,
         "kubeconfig": str(kubeconfig),
         "namespace": "istio-system",
         # Never `cacerts`: the stack replaces it, and would read back its own intermediate.

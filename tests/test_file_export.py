@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.file_export import MANIFEST, cluster_layout, workload_layout, write_layout
+from components.file_export import MANIFEST, component_layout, write_layout
 from tests.program import fake_cert, fake_private_key, run_program
 
 CLUSTER_FILES = {"ca-cert.pem": "C", "ca-key.pem": "K", "root-cert.pem": "R", "cert-chain.pem": "CR"}
@@ -18,18 +18,18 @@ def mode(path: Path) -> int:
 
 
 def test_layout_modes_keep_keys_private() -> None:
-    assert cluster_layout("c1", CLUSTER_FILES) == {
+    assert component_layout("c1", CLUSTER_FILES) == {
         "c1/ca-cert.pem": ("C", 0o644),
         "c1/ca-key.pem": ("K", 0o600),
         "c1/root-cert.pem": ("R", 0o644),
         "c1/cert-chain.pem": ("CR", 0o644),
     }
-    layout = workload_layout("vm", {"key.pem": "k", "ca-key.pem": "ck", "workload-cert.pem": "w"})
+    layout = component_layout("vm", {"key.pem": "k", "ca-key.pem": "ck", "workload-cert.pem": "w"})
     assert layout == {"vm/key.pem": ("k", 0o600), "vm/ca-key.pem": ("ck", 0o600), "vm/workload-cert.pem": ("w", 0o644)}
 
 
 def test_write_layout_writes_files_with_their_modes(tmp_path: Path) -> None:
-    write_layout(tmp_path, {"root-cert.pem": ("R", 0o644), **cluster_layout("c1", CLUSTER_FILES)})
+    write_layout(tmp_path, {"root-cert.pem": ("R", 0o644), **component_layout("c1", CLUSTER_FILES)})
     assert (tmp_path / "root-cert.pem").read_text() == "R"
     assert {p.name: p.read_text() for p in (tmp_path / "c1").iterdir()} == CLUSTER_FILES
     assert mode(tmp_path / "c1" / "ca-key.pem") == 0o600
@@ -39,10 +39,10 @@ def test_write_layout_writes_files_with_their_modes(tmp_path: Path) -> None:
 
 
 def test_files_of_a_removed_cluster_are_removed_and_nothing_else(tmp_path: Path) -> None:
-    write_layout(tmp_path, {**cluster_layout("c1", CLUSTER_FILES), **cluster_layout("c2", CLUSTER_FILES)})
+    write_layout(tmp_path, {**component_layout("c1", CLUSTER_FILES), **component_layout("c2", CLUSTER_FILES)})
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "c2" / "extra.pem").write_text("mine too")
-    write_layout(tmp_path, cluster_layout("c1", CLUSTER_FILES))
+    write_layout(tmp_path, component_layout("c1", CLUSTER_FILES))
     assert sorted(p.name for p in (tmp_path / "c2").iterdir()) == ["extra.pem"]
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert (tmp_path / "c1" / "ca-key.pem").read_text() == "K"
@@ -55,7 +55,7 @@ def test_a_key_file_left_world_readable_is_tightened(tmp_path: Path) -> None:
     (tmp_path / "c1").mkdir()
     (tmp_path / "c1" / "ca-key.pem").write_text("old")
     (tmp_path / "c1" / "ca-key.pem").chmod(0o644)
-    write_layout(tmp_path, cluster_layout("c1", CLUSTER_FILES))
+    write_layout(tmp_path, component_layout("c1", CLUSTER_FILES))
     assert mode(tmp_path / "c1" / "ca-key.pem") == 0o600
 
 

@@ -94,9 +94,15 @@ def test_components_can_be_served_as_a_component_package() -> None:
     cluster = result["component_definitions"]["ClusterCA"]
     assert set(root.inputs) == {"organization", "commonName", "validityDays", "keyAlgorithm", "rsaBits", "ecdsaCurve"}
     assert set(root.outputs) == {"certPem", "privateKeyPem", "notAfter"}
-    assert {"rootCertPem", "rootPrivateKeyPem", "dnsNames", "namespace", "kubeconfig", "renderDirectory"} <= set(
-        cluster.inputs
-    )
+    assert {
+        "issuerCertPem",
+        "issuerPrivateKeyPem",
+        "trustedRootPems",
+        "dnsNames",
+        "namespace",
+        "kubeconfig",
+        "renderDirectory",
+    } <= set(cluster.inputs)
     assert set(cluster.outputs) == {"certPem", "certChainPem", "privateKeyPem", "notAfter", "cacerts", "cacertsUid"}
     assert root.inputs["rsaBits"].optional and not root.inputs["keyAlgorithm"].optional
     workload = result["component_definitions"]["WorkloadCerts"]

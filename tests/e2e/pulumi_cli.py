@@ -17,7 +17,7 @@ import yaml
 from tests.e2e.leak_audit import AUDIT
 from tests.program import PROJECT_DIR
 
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "requirements.txt", "components")
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "wiring.py", "requirements.txt", "components")
 PASSPHRASE = "e2e-only-passphrase"
 COMMAND_TIMEOUT_SECONDS = 600
 
@@ -182,6 +182,9 @@ def new_workspace(directory: Path, stack: str, env: dict[str, str]) -> Workspace
             shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, directory / name)
+    # A stack file salted by an earlier `make up` in this checkout: the copy's stack gets its own salt.
+    dev_stack = directory / "Pulumi.dev.yaml"
+    dev_stack.write_text("".join(line for line in dev_stack.read_text().splitlines(True) if "encryptionsalt" not in line))
     AUDIT.plain_places.add(directory)
     AUDIT.key_directories.add(directory / "rendered")
     # Pulumi.yaml names `.venv`: point it at the environment running these tests.

@@ -1,0 +1,80 @@
+"""The stack config's keys and the Makefile's defaults: everything a user can set, in one place.
+
+Every key lives under `istio-ca:` in `Pulumi.<stack>.yaml`. Unset keys take the defaults of Istio's
+`tools/certs/Makefile.selfsigned.mk`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+CONFIG_PREFIX = "istio-ca"
+"""The Pulumi config namespace: keys are `istio-ca:<key>`."""
+
+ConfigPath = tuple[str | int, ...]
+"""A path below `istio-ca:`, e.g. ("existingRoot", "keyPem") or ("clusters", 0, "name")."""
+
+RSA_KEY_SIZES = (2048, 3072, 4096)
+ECDSA_KEY_SIZES = (256, 384)  # P-256 and P-384: the curves istiod signs with
+KEY_ALGORITHMS = {"RSA": RSA_KEY_SIZES, "ECDSA": ECDSA_KEY_SIZES}
+
+ROOT_DEFAULTS: Mapping[str, Any] = {
+    "days": 3650,  # ROOTCA_DAYS
+    "keyAlgorithm": "RSA",
+    "keySize": 4096,  # ROOTCA_KEYSZ
+    "org": "Istio",  # ROOTCA_ORG
+    "commonName": "Root CA",  # ROOTCA_CN
+}
+INTERMEDIATE_DEFAULTS: Mapping[str, Any] = {
+    "days": 730,  # INTERMEDIATE_DAYS
+    "keyAlgorithm": "RSA",
+    "keySize": 4096,  # INTERMEDIATE_KEYSZ
+    "org": "Istio",  # INTERMEDIATE_ORG
+    "commonName": "Intermediate CA",  # INTERMEDIATE_CN
+}
+WORKLOAD_DEFAULTS: Mapping[str, Any] = {
+    "serviceAccount": "default",  # SERVICE_ACCOUNT
+    "trustDomain": "cluster.local",
+    "days": 1,  # WORKLOAD_DAYS
+    "commonName": "Workload",  # WORKLOAD_CN
+}
+DEFAULT_ISTIO_NAMESPACE = "istio-system"  # ISTIO_NAMESPACE
+DEFAULT_RENDER_DIRECTORY = "rendered"
+
+ROOT_KEYS = frozenset(ROOT_DEFAULTS)
+INTERMEDIATE_KEYS = frozenset(INTERMEDIATE_DEFAULTS) | {"sanDns"}
+REPLACE_FOREIGN_CACERTS = "replaceForeignCacerts"
+CLUSTER_KEYS = frozenset(
+    {
+        "name",
+        "kubeconfig",
+        "context",
+        "istioNamespace",
+        "createNamespace",
+        "intermediate",
+        "retainCacerts",
+        REPLACE_FOREIGN_CACERTS,
+    }
+)
+WORKLOAD_KEYS = frozenset(WORKLOAD_DEFAULTS) | {"namespace"}
+EXISTING_ROOT_KEYS = frozenset({"certPem", "keyPem", "fromCluster", "sha256"})
+STACK_KEYS = frozenset(
+    {
+        "root",
+        "intermediate",
+        "clusters",
+        "workloads",
+        "istioNamespace",
+        "kubeconfig",
+        "createNamespace",
+        "renderDirectory",
+        "exportDirectory",
+        "existingRoot",
+        "retainCacerts",
+    }
+)
+
+ISTIOD_ROOT_SECRET = "istio-ca-secret"
+"""Where `existingRoot.fromCluster` reads a root: only istiod's own Secret. This stack replaces the
+cluster's `cacerts`, so a root read from there would be its own intermediate on the next run."""

@@ -1,0 +1,92 @@
+"""Typed settings: what the validated stack config asks for, as plain values.
+
+config.py makes them from the stack config; wiring.py (next to __main__.py) turns them into the
+components' arguments. Nothing here knows Pulumi or the components.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    algorithm: str
+    """`RSA` or `ECDSA`."""
+    size: int
+    """RSA bits, or the ECDSA curve's size (256 for P-256)."""
+
+
+@dataclass(frozen=True)
+class CertificateSettings:
+    organization: str
+    common_name: str
+    validity_days: int
+    key: KeySettings
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    name: str
+    intermediate: CertificateSettings
+    dns_names: tuple[str, ...]
+    namespace: str
+    create_namespace: bool
+    kubeconfig: str | None
+    context: str | None
+    render_directory: str | None
+    """Where its manifests are written instead of applied; set exactly when there is no kubeconfig."""
+    retain_cacerts: bool = True
+    replace_foreign_cacerts: bool = False
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    """A `<namespace>-certs` target: a namespace intermediate and one workload leaf."""
+
+    namespace: str
+    intermediate: CertificateSettings
+    dns_names: tuple[str, ...]
+    service_account: str
+    trust_domain: str
+    common_name: str
+    validity_days: int
+
+
+@dataclass(frozen=True)
+class RootFromConfig:
+    """A root adopted from the config's PEMs (checked when the config is read)."""
+
+    cert_pem: str
+    key_pem: str
+    sha256: str | None = None
+    """The fingerprint the root must have, when pinned in config."""
+
+
+@dataclass(frozen=True)
+class RootFromCluster:
+    """A root adopted from istiod's `istio-ca-secret` in one of the clusters (checked on every run)."""
+
+    cluster: ClusterSettings
+    sha256: str | None = None
+    """The fingerprint the root must have, when pinned in config."""
+
+
+ExistingRootSettings = RootFromConfig | RootFromCluster
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    root: CertificateSettings
+    clusters: tuple[ClusterSettings, ...]
+    workloads: tuple[WorkloadSettings, ...] = ()
+    export_directory: str | None = None
+    """Where the Makefile's file layout is written after `pulumi up`; None: not written."""
+    existing_root: ExistingRootSettings | None = None
+    """Adopt this root instead of generating one (then `root` is not used)."""
+
+    @property
+    def longest_signed_days(self) -> int:
+        """The longest validity the root signs (an intermediate's), which it must outlast."""
+        intermediates = [c.intermediate for c in self.clusters] + [w.intermediate for w in self.workloads]
+        return max(intermediate.validity_days for intermediate in intermediates)

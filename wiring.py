@@ -1,0 +1,105 @@
+"""Settings -> the components' arguments: the one place where the stack config meets the components.
+
+config.py reads and checks the config into settings; this module maps each setting to the argument
+of the component that uses it; __main__.py creates the components in order.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.certificate import CertificateArgs, Root
+from components.cluster_ca import ClusterCAArgs
+from components.config_schema import CONFIG_PREFIX, ISTIOD_ROOT_SECRET
+from components.existing_root import ExistingRootArgs
+from components.root_ca import RootCAArgs
+from components.settings import (
+    CertificateSettings,
+    ClusterSettings,
+    ExistingRootSettings,
+    RootFromConfig,
+    WorkloadSettings,
+)
+from components.workload_certs import WorkloadCertsArgs
+
+
+def certificate_args(certificate: CertificateSettings) -> CertificateArgs:
+    """What every certificate takes: subject, validity, and the key size argument that fits the algorithm."""
+    args = CertificateArgs(
+        organization=certificate.organization,
+        common_name=certificate.common_name,
+        validity_days=certificate.validity_days,
+        key_algorithm=certificate.key.algorithm,
+    )
+    if certificate.key.algorithm == "RSA":
+        args["rsa_bits"] = certificate.key.size
+    else:
+        args["ecdsa_curve"] = f"P{certificate.key.size}"
+    return args
+
+
+def root_ca_args(root: CertificateSettings) -> RootCAArgs:
+    return RootCAArgs(**certificate_args(root))
+
+
+def existing_root_args(
+    existing: ExistingRootSettings, longest_signed_days: int, adopted_sha256: pulumi.Input[str | None] = None
+) -> ExistingRootArgs:
+    """`adopted_sha256`: the fingerprint of the root adopted from the cluster on an earlier run, if any."""
+    args = ExistingRootArgs(longest_signed_days=longest_signed_days)
+    if isinstance(existing, RootFromConfig):
+        args["cert_pem"] = existing.cert_pem
+        args["private_key_pem"] = pulumi.Output.secret(existing.key_pem)
+        args["cert_source"] = f"{CONFIG_PREFIX}:existingRoot.certPem"
+        args["key_source"] = f"{CONFIG_PREFIX}:existingRoot.keyPem"
+        return args
+    # A fingerprint pinned in config wins over the one recorded when the root was first adopted.
+    expected = existing.sha256 if existing.sha256 is not None else adopted_sha256
+    if expected is not None:
+        args["expected_sha256"] = expected
+    cluster = existing.cluster
+    assert cluster.kubeconfig is not None  # config.py refuses fromCluster for a rendered cluster
+    args["kubeconfig"] = cluster.kubeconfig
+    if cluster.context is not None:
+        args["context"] = cluster.context
+    args["namespace"] = cluster.namespace
+    args["secret_names"] = [ISTIOD_ROOT_SECRET]
+    return args
+
+
+def cluster_ca_args(cluster: ClusterSettings, root: Root) -> ClusterCAArgs:
+    args = ClusterCAArgs(
+        # mypy's strict check wants ClusterCAArgs' optional keys in the ** item; they are set below.
+        **certificate_args(cluster.intermediate),  # type: ignore[typeddict-item]
+        cluster_name=cluster.name,
+        issuer_cert_pem=root.signer.cert_pem,
+        issuer_private_key_pem=root.signer.private_key_pem,
+        trusted_root_pems=root.trusted_root_pems,
+        dns_names=list(cluster.dns_names),
+        namespace=cluster.namespace,
+        create_namespace=cluster.create_namespace,
+        retain_cacerts=cluster.retain_cacerts,
+        replace_foreign_cacerts=cluster.replace_foreign_cacerts,
+    )
+    if cluster.kubeconfig is not None:
+        args["kubeconfig"] = cluster.kubeconfig
+    if cluster.context is not None:
+        args["context"] = cluster.context
+    if cluster.render_directory is not None:
+        args["render_directory"] = cluster.render_directory
+    return args
+
+
+def workload_certs_args(workload: WorkloadSettings, root: Root) -> WorkloadCertsArgs:
+    return WorkloadCertsArgs(
+        **certificate_args(workload.intermediate),
+        namespace=workload.namespace,
+        issuer_cert_pem=root.signer.cert_pem,
+        issuer_private_key_pem=root.signer.private_key_pem,
+        trusted_root_pems=root.trusted_root_pems,
+        dns_names=list(workload.dns_names),
+        service_account=workload.service_account,
+        trust_domain=workload.trust_domain,
+        workload_common_name=workload.common_name,
+        workload_validity_days=workload.validity_days,
+    )
