@@ -1,9 +1,13 @@
-# istio-ca: `make test` is the whole check (CI runs it); `make unit` is the fast loop.
+# istio-ca: `make up` runs the dev stack in one command; `make test` is the whole check (CI runs it);
+# `make unit` is the fast loop.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test unit lint tools venv
+.PHONY: up test unit lint tools venv
+
+up: venv
+	bash scripts/dev-up.sh
 
 test: lint
 	toolchain="$$(bash toolchain/build.sh)" && ISTIO_CA_TOOLCHAIN="$$toolchain" $(PY) -m pytest --durations=20

@@ -184,7 +184,9 @@ def new_workspace(directory: Path, stack: str, env: dict[str, str]) -> Workspace
             shutil.copy2(source, directory / name)
     # A stack file salted by an earlier `make up` in this checkout: the copy's stack gets its own salt.
     dev_stack = directory / "Pulumi.dev.yaml"
-    dev_stack.write_text("".join(line for line in dev_stack.read_text().splitlines(True) if "encryptionsalt" not in line))
+    dev_stack.write_text(
+        "".join(line for line in dev_stack.read_text().splitlines(True) if "encryptionsalt" not in line)
+    )
     AUDIT.plain_places.add(directory)
     AUDIT.key_directories.add(directory / "rendered")
     # Pulumi.yaml names `.venv`: point it at the environment running these tests.
