@@ -43,6 +43,14 @@ def private_key(name: str, args: CertificateArgs, parent: pulumi.Resource) -> tl
     )
 
 
+def subject(args: CertificateArgs, locality: pulumi.Input[str] | None = None) -> dict[str, Any]:
+    """The subject every certificate carries (O, CN), and L where the Makefile sets one."""
+    fields: dict[str, Any] = {"organization": args["organization"], "common_name": args["common_name"]}
+    if locality is not None:
+        fields["locality"] = locality
+    return fields
+
+
 def validity_hours(days: pulumi.Input[int]) -> pulumi.Output[int]:
     return pulumi.Output.from_input(days).apply(lambda d: d * HOURS_PER_DAY)
 
@@ -89,7 +97,7 @@ def signed_certificate(
     *,
     args: CertificateArgs,
     profile: CertificateProfile,
-    subject: tls.CertRequestSubjectArgs,
+    locality: pulumi.Input[str],
     issuer: Issuer,
     parent: pulumi.Resource,
     dns_names: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
@@ -100,7 +108,7 @@ def signed_certificate(
     csr = tls.CertRequest(
         f"{name}-csr",
         private_key_pem=key.private_key_pem,
-        subject=subject,
+        subject=tls.CertRequestSubjectArgs(**subject(args, locality=locality)),
         **subject_alt_names(profile, dns_names=dns_names, uris=uris),
         opts=pulumi.ResourceOptions(parent=parent),
     )

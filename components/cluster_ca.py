@@ -6,7 +6,6 @@ from typing import NotRequired
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_tls as tls
 
 from components import cacerts
 from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
@@ -66,11 +65,7 @@ class ClusterCA(pulumi.ComponentResource):
             name,
             args=args,
             profile=INTERMEDIATE_CA,
-            subject=tls.CertRequestSubjectArgs(
-                organization=args["organization"],
-                common_name=args["common_name"],
-                locality=args["cluster_name"],
-            ),
+            locality=args["cluster_name"],
             dns_names=args["dns_names"],
             issuer=Issuer(cert_pem=args["issuer_cert_pem"], private_key_pem=args["issuer_private_key_pem"]),
             parent=self,

@@ -3,7 +3,7 @@
 import pulumi
 import pulumi_tls as tls
 
-from components.certificate import CertificateArgs, Issuer, extensions, private_key, validity_hours
+from components.certificate import CertificateArgs, Issuer, extensions, private_key, subject, validity_hours
 from components.outputs import register_declared_outputs
 from components.profiles import ROOT_CA
 
@@ -28,10 +28,7 @@ class RootCA(pulumi.ComponentResource):
         cert = tls.SelfSignedCert(
             f"{name}-cert",
             private_key_pem=key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(
-                organization=args["organization"],
-                common_name=args["common_name"],
-            ),
+            subject=tls.SelfSignedCertSubjectArgs(**subject(args)),
             validity_period_hours=validity_hours(args["validity_days"]),
             **extensions(ROOT_CA, self_signed=True),
             opts=pulumi.ResourceOptions(parent=self),

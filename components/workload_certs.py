@@ -3,7 +3,6 @@
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_tls as tls
 
 from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
 from components.outputs import published_files, register_declared_outputs
@@ -62,9 +61,7 @@ class WorkloadCerts(pulumi.ComponentResource):
             f"{name}-ca",
             args=args,
             profile=INTERMEDIATE_CA,
-            subject=tls.CertRequestSubjectArgs(
-                organization=args["organization"], common_name=args["common_name"], locality=args["namespace"]
-            ),
+            locality=args["namespace"],
             dns_names=args["dns_names"],
             issuer=Issuer(cert_pem=args["issuer_cert_pem"], private_key_pem=args["issuer_private_key_pem"]),
             parent=self,
@@ -73,11 +70,7 @@ class WorkloadCerts(pulumi.ComponentResource):
             name,
             args=leaf_args(args),
             profile=WORKLOAD,
-            subject=tls.CertRequestSubjectArgs(
-                organization=args["organization"],
-                common_name=args["workload_common_name"],
-                locality=args["namespace"],
-            ),
+            locality=args["namespace"],
             uris=[spiffe_id(args)],
             issuer=Issuer(cert_pem=intermediate.cert.cert_pem, private_key_pem=intermediate.key.private_key_pem),
             parent=self,
