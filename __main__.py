@@ -13,6 +13,7 @@ from components.certificate import Root
 from components.cluster_ca import ClusterCA
 from components.config import parse_settings
 from components.existing_root import ExistingRoot, recorded_sha256
+from components.expiry import warn_of_due_certificates, warn_when_the_root_ends_first
 from components.file_export import component_layout, export_when_applied, protect_directory
 from components.root_ca import RootCA
 from components.settings import RootFromCluster
@@ -23,6 +24,9 @@ from wiring import cluster_ca_args, existing_root_args, root_ca_args, workload_c
 end_quietly_when_cancelled()
 settings = parse_settings(read_stack_config(), read_secret_paths())
 
+# This stack's own outputs of its last run: what was issued before, which the program learns nowhere else.
+last_run = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
+
 root: Root
 adopted_from_cluster = settings.existing_root if isinstance(settings.existing_root, RootFromCluster) else None
 if settings.existing_root is None:
@@ -30,10 +34,9 @@ if settings.existing_root is None:
 else:
     adopted_sha256 = None
     if adopted_from_cluster is not None:
-        # The root adopted from this cluster on an earlier run, from this stack's own last outputs:
-        # istiod regenerating `istio-ca-secret` must not silently re-root the mesh.
-        this_stack = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
-        adopted_sha256 = this_stack.get_output("adoptedRoot").apply(
+        # The root adopted from this cluster before: istiod regenerating `istio-ca-secret` must not
+        # silently re-root the mesh.
+        adopted_sha256 = last_run.get_output("adoptedRoot").apply(
             partial(recorded_sha256, adopted_from_cluster.cluster.name)
         )
     root = ExistingRoot(
@@ -54,6 +57,23 @@ workloads = {
     )
     for workload in settings.workloads
 }
+warn_of_due_certificates(
+    last_run.get_output("clusters"),
+    {cluster.name: cluster.renew_before_hours for cluster in settings.clusters},
+    "the intermediate CA of {}",
+)
+warn_of_due_certificates(
+    last_run.get_output("workloads"),
+    {workload.namespace: workload.renew_before_hours for workload in settings.workloads},
+    "the workload certificate of {}",
+)
+for cluster in settings.clusters:
+    warn_when_the_root_ends_first(
+        root.not_after,
+        f"the intermediate CA of {cluster.name}",
+        clusters[cluster.name].renewal_opens,
+        cluster.intermediate.validity_days,
+    )
 if settings.export_directory is not None:
     export_when_applied(
         settings.export_directory,
@@ -70,7 +90,12 @@ if isinstance(root, ExistingRoot) and adopted_from_cluster is not None:
 pulumi.export(
     "clusters",
     {
-        name: {"certPem": ca.cert_pem, "certChainPem": ca.cert_chain_pem, "notAfter": ca.not_after}
+        name: {
+            "certPem": ca.cert_pem,
+            "certChainPem": ca.cert_chain_pem,
+            "notAfter": ca.not_after,
+            "renewalWindowOpens": ca.renewal_opens,
+        }
         for name, ca in clusters.items()
     },
 )
@@ -83,6 +108,7 @@ if workloads:
                 "certChainPem": certs.cert_chain_pem,
                 "caCertPem": certs.ca_cert_pem,
                 "notAfter": certs.not_after,
+                "renewalWindowOpens": certs.renewal_opens,
             }
             for namespace, certs in workloads.items()
         },

@@ -81,6 +81,9 @@ def cluster_ca_args(cluster: ClusterSettings, root: Root) -> ClusterCAArgs:
         retain_cacerts=cluster.retain_cacerts,
         replace_foreign_cacerts=cluster.replace_foreign_cacerts,
     )
+    if cluster.renew_before_hours:
+        args["renew_before_hours"] = cluster.renew_before_hours
+    args["key_generation"] = cluster.key_generation
     if cluster.kubeconfig is not None:
         args["kubeconfig"] = cluster.kubeconfig
     if cluster.context is not None:
@@ -92,7 +95,9 @@ def cluster_ca_args(cluster: ClusterSettings, root: Root) -> ClusterCAArgs:
 
 def workload_certs_args(workload: WorkloadSettings, root: Root) -> WorkloadCertsArgs:
     return WorkloadCertsArgs(
-        **certificate_args(workload.intermediate),
+        # mypy's strict check wants the optional `key_generation` in the ** item; workloads keep generation 1.
+        **certificate_args(workload.intermediate),  # type: ignore[typeddict-item]
+        renew_before_hours=workload.intermediate_renew_before_hours,
         namespace=workload.namespace,
         issuer_cert_pem=root.signer.cert_pem,
         issuer_private_key_pem=root.signer.private_key_pem,
@@ -102,4 +107,5 @@ def workload_certs_args(workload: WorkloadSettings, root: Root) -> WorkloadCerts
         trust_domain=workload.trust_domain,
         workload_common_name=workload.common_name,
         workload_validity_days=workload.validity_days,
+        workload_renew_before_hours=workload.renew_before_hours,
     )

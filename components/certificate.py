@@ -29,8 +29,18 @@ class CertificateArgs(TypedDict):
     """`P256` or `P384`; only with `ECDSA`."""
 
 
-def private_key(name: str, args: CertificateArgs, parent: pulumi.Resource) -> tls.PrivateKey:
-    """A key held only in Pulumi state, where every PEM output is a secret."""
+class IssuedCertificateArgs(CertificateArgs):
+    """The inputs of a certificate an issuer signs, which renews itself."""
+
+    renew_before_hours: NotRequired[pulumi.Input[int]]
+    """Re-issue the certificate on the first `pulumi up` this many hours before it ends (pulumi-tls
+    `early_renewal_hours`). Default: only once it has ended."""
+    key_generation: NotRequired[int]
+    """Raise it to replace the key too, not only the certificate (after a suspected leak). Default: 1."""
+
+
+def private_key(name: str, args: CertificateArgs, parent: pulumi.Resource, generation: int = 1) -> tls.PrivateKey:
+    """A key held only in Pulumi state, where every PEM output is a secret; a new `generation` replaces it."""
     return tls.PrivateKey(
         name,
         algorithm=args["key_algorithm"],
@@ -38,6 +48,9 @@ def private_key(name: str, args: CertificateArgs, parent: pulumi.Resource) -> tl
         ecdsa_curve=args.get("ecdsa_curve"),
         opts=pulumi.ResourceOptions(
             parent=parent,
+            # A changed generation replaces the key. The engine does not replace on a trigger it had no
+            # value for before, so keys made before this option existed stay.
+            replacement_trigger=generation,
             additional_secret_outputs=["private_key_pem", "private_key_openssh", "private_key_pem_pkcs8"],
         ),
     )
@@ -95,7 +108,7 @@ class SignedCertificate:
 def signed_certificate(
     name: str,
     *,
-    args: CertificateArgs,
+    args: IssuedCertificateArgs,
     profile: CertificateProfile,
     locality: pulumi.Input[str],
     issuer: Issuer,
@@ -104,7 +117,7 @@ def signed_certificate(
     uris: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
 ) -> SignedCertificate:
     """A new key, its CSR, and the certificate the issuer signs with the profile's extensions."""
-    key = private_key(f"{name}-key", args, parent=parent)
+    key = private_key(f"{name}-key", args, parent=parent, generation=args.get("key_generation", 1))
     csr = tls.CertRequest(
         f"{name}-csr",
         private_key_pem=key.private_key_pem,
@@ -118,6 +131,7 @@ def signed_certificate(
         ca_cert_pem=issuer.cert_pem,
         ca_private_key_pem=issuer.private_key_pem,
         validity_period_hours=validity_hours(args["validity_days"]),
+        early_renewal_hours=args.get("renew_before_hours"),
         **extensions(profile, self_signed=False),
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -8,12 +8,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import cacerts
-from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from components.certificate import IssuedCertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from components.expiry import renewal_opens
 from components.outputs import published_files, register_declared_outputs
 from components.profiles import INTERMEDIATE_CA
 
 
-class ClusterCAArgs(CertificateArgs):
+class ClusterCAArgs(IssuedCertificateArgs):
     """Inputs of a ClusterCA: a CA certificate's, who signs it, whom it trusts, and where `cacerts` goes."""
 
     cluster_name: pulumi.Input[str]
@@ -54,6 +55,8 @@ class ClusterCA(pulumi.ComponentResource):
     """The intermediate key, PEM (`ca-key.pem`); always a Pulumi secret."""
     not_after: pulumi.Output[str]
     """The intermediate's NotAfter, RFC 3339."""
+    renewal_opens: pulumi.Output[str]
+    """From when the next `pulumi up` re-issues the intermediate (its renewal window), RFC 3339."""
     cacerts: pulumi.Output[dict[str, str]]
     """The `cacerts` Secret's files by name; always a Pulumi secret."""
     cacerts_uid: pulumi.Output[str]
@@ -75,6 +78,7 @@ class ClusterCA(pulumi.ComponentResource):
         self.cert_chain_pem = pulumi.Output.all(cert.cert_pem, args["issuer_cert_pem"]).apply(pem_bundle)
         self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
         self.not_after = cert.validity_end_time
+        self.renewal_opens = renewal_opens(self.not_after, args.get("renew_before_hours", 0))
         self.cacerts = published_files(
             {
                 "ca-cert.pem": self.cert_pem,

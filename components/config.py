@@ -27,6 +27,7 @@ from components.config_schema import (
     INTERMEDIATE_DEFAULTS,
     INTERMEDIATE_KEYS,
     KEY_ALGORITHMS,
+    RENEW_AT_FRACTION,
     REPLACE_FOREIGN_CACERTS,
     ROOT_DEFAULTS,
     ROOT_KEYS,
@@ -48,6 +49,7 @@ from components.settings import (
 )
 from components.validation import ConfigError
 
+HOURS_PER_DAY = 24
 PRIVATE_KEY_MARKER = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
@@ -65,7 +67,10 @@ def parse_settings(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath] =
     intermediate_raw = validation.object_at(raw, "intermediate", f"{CONFIG_PREFIX}:intermediate")
     validation.reject_unknown(intermediate_raw, INTERMEDIATE_KEYS, f"{CONFIG_PREFIX}:intermediate")
     # Checked here too, so a bad stack-wide value is named as the key the user set, not as a cluster's.
-    _certificate({**INTERMEDIATE_DEFAULTS, **intermediate_raw}, intermediate_raw, f"{CONFIG_PREFIX}:intermediate")
+    stack_intermediate = _certificate(
+        {**INTERMEDIATE_DEFAULTS, **intermediate_raw}, intermediate_raw, f"{CONFIG_PREFIX}:intermediate"
+    )
+    _renew_before_hours(intermediate_raw, stack_intermediate.validity_days, f"{CONFIG_PREFIX}:intermediate")
     if "sanDns" in intermediate_raw:
         validation.dns_names(intermediate_raw["sanDns"], f"{CONFIG_PREFIX}:intermediate.sanDns")
     defaults = _StackDefaults(
@@ -223,6 +228,7 @@ def _workload(entry: Any, defaults: _StackDefaults, key: str) -> WorkloadSetting
             f"{key}.days: the workload certificate ({days} days) would outlive its namespace intermediate "
             f"({intermediate.validity_days} days, {CONFIG_PREFIX}:intermediate.days)"
         )
+    renew_before_hours = _renew_before_hours(entry, days, key)
     return WorkloadSettings(
         namespace=namespace,
         intermediate=intermediate,
@@ -234,6 +240,10 @@ def _workload(entry: Any, defaults: _StackDefaults, key: str) -> WorkloadSetting
         trust_domain=validation.dns_name(values["trustDomain"], f"{key}.trustDomain"),
         common_name=validation.text(values["commonName"], f"{key}.commonName"),
         validity_days=days,
+        renew_before_hours=renew_before_hours,
+        intermediate_renew_before_hours=_renew_before_hours(
+            defaults.intermediate, intermediate.validity_days, f"{CONFIG_PREFIX}:intermediate"
+        ),
     )
 
 
@@ -265,6 +275,8 @@ def _cluster(entry: Any, defaults: _StackDefaults, key: str) -> ClusterSettings:
         replace_foreign_cacerts=validation.boolean(
             entry.get(REPLACE_FOREIGN_CACERTS, False), f"{key}.{REPLACE_FOREIGN_CACERTS}"
         ),
+        renew_before_hours=_renew_before_hours(merged, certificate.validity_days, f"{key}.intermediate"),
+        key_generation=validation.positive_whole(entry.get("keyGeneration", 1), f"{key}.keyGeneration"),
     )
     if kubeconfig is None:
         if context is not None:
@@ -305,9 +317,18 @@ def _certificate(values: Mapping[str, Any], given: Mapping[str, Any], key: str) 
     allowed = KEY_ALGORITHMS[algorithm]
     if isinstance(size, bool) or size not in allowed:
         raise ConfigError(f"{key}.keySize: {size!r} is not allowed for {algorithm}; use one of {list(allowed)}")
+    days = validation.positive_days(values["days"], f"{key}.days")
     return CertificateSettings(
         organization=validation.text(values["org"], f"{key}.org"),
         common_name=validation.text(values["commonName"], f"{key}.commonName"),
-        validity_days=validation.positive_days(values["days"], f"{key}.days"),
+        validity_days=days,
         key=KeySettings(algorithm=algorithm, size=size),
     )
+
+
+def _renew_before_hours(values: Mapping[str, Any], days: int, key: str) -> int:
+    """`renewBeforeDays`, in hours; by default the last third of the lifetime."""
+    if "renewBeforeDays" not in values:
+        return round(days * HOURS_PER_DAY * (1 - RENEW_AT_FRACTION))
+    renew_before = validation.whole_days(values["renewBeforeDays"], f"{key}.renewBeforeDays", at_most=days)
+    return renew_before * HOURS_PER_DAY

@@ -43,7 +43,10 @@ DEFAULT_ISTIO_NAMESPACE = "istio-system"  # ISTIO_NAMESPACE
 DEFAULT_RENDER_DIRECTORY = "rendered"
 
 ROOT_KEYS = frozenset(ROOT_DEFAULTS)
-INTERMEDIATE_KEYS = frozenset(INTERMEDIATE_DEFAULTS) | {"sanDns"}
+INTERMEDIATE_KEYS = frozenset(INTERMEDIATE_DEFAULTS) | {"sanDns", "renewBeforeDays"}
+RENEW_AT_FRACTION = 2 / 3
+"""Re-issue a certificate once two thirds of its lifetime have passed, as cert-manager does by default:
+late enough to use it, early enough that a missed scheduled run or two still leaves time."""
 REPLACE_FOREIGN_CACERTS = "replaceForeignCacerts"
 CLUSTER_KEYS = frozenset(
     {
@@ -55,9 +58,10 @@ CLUSTER_KEYS = frozenset(
         "intermediate",
         "retainCacerts",
         REPLACE_FOREIGN_CACERTS,
+        "keyGeneration",
     }
 )
-WORKLOAD_KEYS = frozenset(WORKLOAD_DEFAULTS) | {"namespace"}
+WORKLOAD_KEYS = frozenset(WORKLOAD_DEFAULTS) | {"namespace", "renewBeforeDays"}
 EXISTING_ROOT_KEYS = frozenset({"certPem", "keyPem", "fromCluster", "sha256"})
 STACK_KEYS = frozenset(
     {

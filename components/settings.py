@@ -38,6 +38,10 @@ class ClusterSettings:
     """Where its manifests are written instead of applied; set exactly when there is no kubeconfig."""
     retain_cacerts: bool = True
     replace_foreign_cacerts: bool = False
+    renew_before_hours: int = 0
+    """The intermediate is re-issued on the first `pulumi up` this long before it ends."""
+    key_generation: int = 1
+    """Raised to replace the intermediate's key, not only its certificate."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class WorkloadSettings:
     trust_domain: str
     common_name: str
     validity_days: int
+    renew_before_hours: int
+    """The leaf is re-issued on the first `pulumi up` this long before it ends."""
+    intermediate_renew_before_hours: int
+    """Likewise the namespace intermediate."""
 
 
 @dataclass(frozen=True)

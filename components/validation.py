@@ -64,6 +64,19 @@ def positive_days(value: Any, key: str) -> int:
     return value
 
 
+def whole_days(value: Any, key: str, *, at_most: int) -> int:
+    """A number of days from 0 to `at_most`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= at_most:
+        raise ConfigError(f"{key} must be a whole number of days from 0 to {at_most} (the lifetime), got {value!r}")
+    return value
+
+
+def positive_whole(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a whole number from 1, got {value!r}")
+    return value
+
+
 def dns_label(value: Any, key: str, *, what: str) -> str:
     if not isinstance(value, str) or not DNS_LABEL.fullmatch(value):
         raise ConfigError(

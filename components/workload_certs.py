@@ -1,15 +1,17 @@
 """A VM's workload certificate: a namespace intermediate CA and a leaf it signs."""
 
 from collections.abc import Sequence
+from typing import NotRequired
 
 import pulumi
 
-from components.certificate import CertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from components.certificate import IssuedCertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from components.expiry import renewal_opens
 from components.outputs import published_files, register_declared_outputs
 from components.profiles import INTERMEDIATE_CA, WORKLOAD
 
 
-class WorkloadCertsArgs(CertificateArgs):
+class WorkloadCertsArgs(IssuedCertificateArgs):
     """Inputs of WorkloadCerts: the namespace intermediate's, the root's, and the workload's identity.
 
     organization, common_name, validity_days and the key fields describe the namespace
@@ -35,6 +37,8 @@ class WorkloadCertsArgs(CertificateArgs):
     """The leaf's subject CN (Makefile WORKLOAD_CN)."""
     workload_validity_days: pulumi.Input[int]
     """Days the leaf is valid (Makefile WORKLOAD_DAYS)."""
+    workload_renew_before_hours: NotRequired[pulumi.Input[int]]
+    """Re-issue the leaf on the first `pulumi up` this many hours before it ends."""
 
 
 class WorkloadCerts(pulumi.ComponentResource):
@@ -52,6 +56,8 @@ class WorkloadCerts(pulumi.ComponentResource):
     """Workload, namespace intermediate, root, PEM (`workload-cert-chain.pem`)."""
     not_after: pulumi.Output[str]
     """The workload certificate's NotAfter, RFC 3339."""
+    renewal_opens: pulumi.Output[str]
+    """From when the next `pulumi up` re-issues the workload certificate, RFC 3339."""
     files: pulumi.Output[dict[str, str]]
     """The files `<namespace>-certs` writes, by name; always a Pulumi secret."""
 
@@ -83,6 +89,7 @@ class WorkloadCerts(pulumi.ComponentResource):
             pem_bundle
         )
         self.not_after = leaf.cert.validity_end_time
+        self.renewal_opens = renewal_opens(self.not_after, args.get("workload_renew_before_hours", 0))
         self.files = published_files(
             {
                 "key.pem": self.private_key_pem,
@@ -96,9 +103,9 @@ class WorkloadCerts(pulumi.ComponentResource):
         register_declared_outputs(self)
 
 
-def leaf_args(args: WorkloadCertsArgs) -> CertificateArgs:
+def leaf_args(args: WorkloadCertsArgs) -> IssuedCertificateArgs:
     """The leaf takes the intermediate's organization and key type, and its own CN and days."""
-    leaf = CertificateArgs(
+    leaf = IssuedCertificateArgs(
         organization=args["organization"],
         common_name=args["workload_common_name"],
         validity_days=args["workload_validity_days"],
@@ -108,6 +115,8 @@ def leaf_args(args: WorkloadCertsArgs) -> CertificateArgs:
         leaf["rsa_bits"] = args["rsa_bits"]
     if "ecdsa_curve" in args:
         leaf["ecdsa_curve"] = args["ecdsa_curve"]
+    if "workload_renew_before_hours" in args:
+        leaf["renew_before_hours"] = args["workload_renew_before_hours"]
     return leaf
 
 

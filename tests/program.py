@@ -54,10 +54,14 @@ class Recorder(Mocks):
     resources: list[Registration] = field(default_factory=list)
     requests: dict[str, Any] = field(default_factory=dict)
     """The engine requests by resource name, for what MockResourceArgs leaves out."""
+    last_outputs: dict[str, Any] = field(default_factory=dict)
+    """The stack's outputs of its last run, as its StackReference to itself reads them."""
     component_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """What each component passed to register_outputs, by name, secrets still marked."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":  # the stack reading its own last outputs
+            return args.name, {"name": args.name, "outputs": self.last_outputs}
         request = self.requests[args.name]
         self.resources.append(
             Registration(args.typ, args.name, dict(args.inputs), args.provider, request.parent, request.retainOnDelete)
@@ -123,9 +127,17 @@ def use_mocks(preview: bool = False) -> Recorder:
     return recorder
 
 
-def run_program(config: dict[str, Any], preview: bool = False, secret_keys: Sequence[str] = ()) -> ProgramRun:
-    """Run __main__.py with `istio-ca:` config under mocks (an update, or a preview); return what it did."""
+def run_program(
+    config: dict[str, Any],
+    preview: bool = False,
+    secret_keys: Sequence[str] = (),
+    last_outputs: dict[str, Any] | None = None,
+) -> ProgramRun:
+    """Run __main__.py with `istio-ca:` config under mocks (an update, or a preview); return what it did.
+
+    `last_outputs`: the stack's outputs of its previous run."""
     recorder = use_mocks(preview)
+    recorder.last_outputs = last_outputs or {}
     pulumi.runtime.set_all_config(
         {f"istio-ca:{key}": json.dumps(value) for key, value in config.items()},
         secret_keys=[f"istio-ca:{key}" for key in secret_keys],

@@ -75,6 +75,18 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "istio-ca:intermediate.keySize: 521 is not",
     ),
     ("intermediate days", clusters(intermediate={"days": -1}), "istio-ca:intermediate.days must be a whole number"),
+    (
+        "renewal longer than the life",
+        clusters(intermediate={"days": 90, "renewBeforeDays": 91}),
+        "istio-ca:intermediate.renewBeforeDays must be a whole number of days from 0 to 90 (the lifetime), got 91",
+    ),
+    ("renewal as text", clusters({"name": "a", "intermediate": {"renewBeforeDays": "30"}}), "renewBeforeDays must be"),
+    (
+        "root renewal window",
+        clusters(root={"renewBeforeDays": 30}),
+        "istio-ca:root: unknown key(s) ['renewBeforeDays']",
+    ),
+    ("key generation zero", clusters({"name": "a", "keyGeneration": 0}), "keyGeneration must be a whole number from 1"),
     ("outlives root", clusters(intermediate={"days": 4000}), "would outlive the root: intermediate days 4000 > root"),
     ("cluster outlives root", clusters({"name": "a", "intermediate": {"days": 3651}}), "cluster 'a' would outlive"),
     (

@@ -32,6 +32,7 @@ def test_intermediate_certificate_arguments_literally() -> None:
         "certRequestPem": "csr-of-cluster1-csr",
         "caCertPem": fake_cert("root-cert"),
         "validityPeriodHours": 730 * 24,
+        "earlyRenewalHours": 730 * 24 // 3,  # re-issued once two thirds of its life have passed
         "allowedUses": ["digital_signature", "content_commitment", "key_encipherment", "cert_signing"],
         "isCaCertificate": True,
         "maxPathLength": 0,

@@ -58,6 +58,7 @@ def test_stack_outputs_hold_certificates_and_dates() -> None:
         "certPem": fake_cert("cluster2-cert"),
         "certChainPem": fake_cert("cluster2-cert") + fake_cert("root-cert"),
         "notAfter": FAKE_NOT_AFTER,
+        "renewalWindowOpens": "2035-05-02T16:00:00Z",  # 730 / 3 days = 243 d 8 h before 2036-01-01
     }
 
 
@@ -77,6 +78,7 @@ def test_components_register_their_outputs_with_keys_only_as_secrets() -> None:
         "cert_chain_pem",
         "private_key_pem",
         "not_after",
+        "renewal_opens",
         "cacerts",
         "cacerts_uid",
     }
@@ -103,7 +105,15 @@ def test_components_can_be_served_as_a_component_package() -> None:
         "kubeconfig",
         "renderDirectory",
     } <= set(cluster.inputs)
-    assert set(cluster.outputs) == {"certPem", "certChainPem", "privateKeyPem", "notAfter", "cacerts", "cacertsUid"}
+    assert set(cluster.outputs) == {
+        "certPem",
+        "certChainPem",
+        "privateKeyPem",
+        "notAfter",
+        "renewalOpens",
+        "cacerts",
+        "cacertsUid",
+    }
     assert root.inputs["rsaBits"].optional and not root.inputs["keyAlgorithm"].optional
     workload = result["component_definitions"]["WorkloadCerts"]
     assert {"namespace", "serviceAccount", "trustDomain", "workloadValidityDays"} <= set(workload.inputs)

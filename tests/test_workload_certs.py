@@ -61,6 +61,7 @@ def test_leaf_is_the_makefiles_workload_certificate_literally() -> None:
         "certRequestPem": "csr-of-vm-apps-csr",
         "caCertPem": fake_cert("vm-apps-ca-cert"),
         "validityPeriodHours": 24,
+        "earlyRenewalHours": 8,  # the last third of one day
         "allowedUses": ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
         "isCaCertificate": False,
         "setSubjectKeyId": True,

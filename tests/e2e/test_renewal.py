@@ -1,0 +1,127 @@
+"""Day two: intermediates renew themselves inside their window, keys re-key on request, nothing else moves."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.local_cluster import LocalCluster
+from tests.e2e.pulumi_cli import Workspace, new_workspace
+from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
+from tests.x509_checks import load_certificates
+
+
+def changes(workspace: Workspace) -> dict[str, str]:
+    return {name: op for name, op in workspace.preview_steps().items() if op not in ("same", "read")}
+
+
+def set_cluster(workspace: Workspace, index: int, **settings: object) -> None:
+    config = workspace.config()
+    config["clusters"][index].update(settings)
+    workspace.write_config(config)
+
+
+def assert_chains_to_the_root(cluster: LocalCluster, namespace: str) -> None:
+    files = cluster.secret_data(namespace, "cacerts")
+    (root,) = load_certificates(files["root-cert.pem"])
+    (intermediate,) = load_certificates(files["ca-cert.pem"])
+    intermediate.verify_directly_issued_by(root)
+    assert load_certificates(files["cert-chain.pem"]) == [intermediate, root]
+
+
+def test_stacks_made_before_renewal_windows_upgrade_without_a_new_certificate(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`renewBeforeDays: 0` issues exactly what earlier versions did (no early renewal input)."""
+    namespace = "istio-upgrade"
+    workspace = namespaced_workspace(
+        pulumi_env, clusters, tmp_path_factory, namespace, intermediate={**FAST_KEYS, "renewBeforeDays": 0}
+    )
+    workspace.up()
+    before = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
+    workspace.write_config({**workspace.config(), "intermediate": FAST_KEYS})  # the default window
+    assert set(changes(workspace).values()) <= {"update"}, changes(workspace)  # no certificate replaced
+    workspace.up()
+    assert {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()} == before
+    workspace.run("preview", "--expect-no-changes")
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def test_an_intermediate_inside_its_window_is_renewed_in_place_and_nothing_else_moves(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-renewal"
+    workspace = namespaced_workspace(
+        pulumi_env, clusters, tmp_path_factory, namespace, intermediate={**FAST_KEYS, "days": 2, "renewBeforeDays": 1}
+    )
+    workspace.up()
+    before = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
+    old = clusters["cluster1"].secret_data(namespace, "cacerts")
+
+    # Two days of life, renewed in the last two: cluster1's intermediate is inside its window now.
+    set_cluster(workspace, 0, intermediate={"renewBeforeDays": 2})
+    assert changes(workspace) == {"cluster1-cert": "replace", "cluster1-cacerts": "update"}
+    preview = workspace.run("preview")
+    assert "the intermediate CA of cluster1 is inside its renewal window" in preview.stdout
+    workspace.up()
+
+    after = clusters["cluster1"].secret(namespace, "cacerts")
+    assert after is not None and before["cluster1"] is not None
+    assert after["metadata"]["uid"] == before["cluster1"]["metadata"]["uid"]  # updated in place
+    new = clusters["cluster1"].secret_data(namespace, "cacerts")
+    assert new["ca-cert.pem"] != old["ca-cert.pem"] and new["ca-key.pem"] == old["ca-key.pem"]
+    assert new["root-cert.pem"] == old["root-cert.pem"]
+    assert_chains_to_the_root(clusters["cluster1"], namespace)
+    (renewed,) = load_certificates(new["ca-cert.pem"])
+    (previous,) = load_certificates(old["ca-cert.pem"])
+    assert renewed.not_valid_after_utc > previous.not_valid_after_utc
+    assert clusters["cluster2"].secret(namespace, "cacerts") == before["cluster2"]  # byte-identical, same version
+    outputs = workspace.outputs()["clusters"]
+    assert outputs["cluster1"]["renewalWindowOpens"][:19] == renewed.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S")
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def test_a_new_key_generation_re_keys_only_that_cluster(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-rekey"
+    workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, namespace, intermediate=FAST_KEYS)
+    workspace.up()
+    old = {name: cluster.secret_data(namespace, "cacerts") for name, cluster in clusters.items()}
+    set_cluster(workspace, 1, keyGeneration=2)
+    assert changes(workspace) == {
+        "cluster2-key": "replace",
+        "cluster2-csr": "replace",
+        "cluster2-cert": "replace",
+        "cluster2-cacerts": "update",
+    }
+    workspace.up()
+    new = clusters["cluster2"].secret_data(namespace, "cacerts")
+    assert new["ca-key.pem"] != old["cluster2"]["ca-key.pem"]
+    assert_chains_to_the_root(clusters["cluster2"], namespace)
+    assert clusters["cluster1"].secret_data(namespace, "cacerts") == old["cluster1"]
+    workspace.run("preview", "--expect-no-changes")
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def test_a_vm_workload_certificate_inside_its_window_is_renewed(
+    pulumi_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    workspace = new_workspace(tmp_path_factory.mktemp("vm-renewal") / "project", "vmrenewal", pulumi_env)
+    # A one-day leaf renewed in its last day: inside its window from the start.
+    workspace.write_config(
+        {
+            "clusters": [{"name": "cluster1"}],
+            "intermediate": FAST_KEYS,
+            "workloads": [{"namespace": "vm-apps", "days": 1, "renewBeforeDays": 1}],
+        }
+    )
+    workspace.up()
+    before = workspace.outputs()["workloads"]["vm-apps"]
+    assert changes(workspace) == {"vm-apps-cert": "replace"}
+    workspace.up()
+    after = workspace.outputs()["workloads"]["vm-apps"]
+    (old,) = load_certificates(before["certPem"])
+    leaf, intermediate, root = load_certificates(after["certChainPem"])
+    assert leaf.serial_number != old.serial_number and after["caCertPem"] == before["caCertPem"]
+    leaf.verify_directly_issued_by(intermediate)
+    intermediate.verify_directly_issued_by(root)
