@@ -9,36 +9,41 @@ from pathlib import Path
 import pulumi
 
 from components.cancellation import end_quietly_when_cancelled
-from components.certificate import Root
+from components.certificate import Root, pem_bundle
 from components.cluster_ca import ClusterCA
 from components.config import parse_settings
 from components.existing_root import ExistingRoot, recorded_sha256
 from components.expiry import warn_of_due_certificates, warn_when_the_root_ends_first
 from components.file_export import component_layout, export_when_applied, protect_directory
 from components.root_ca import RootCA
+from components.rotation import RootGenerations, next_generations
 from components.settings import RootFromCluster
-from components.stack_config import read_secret_paths, read_stack_config
+from components.stack_config import read_last_outputs, read_secret_paths, read_stack_config
 from components.workload_certs import WorkloadCerts
 from wiring import cluster_ca_args, existing_root_args, root_ca_args, workload_certs_args
 
 end_quietly_when_cancelled()
 settings = parse_settings(read_stack_config(), read_secret_paths())
 
-# This stack's own outputs of its last run: what was issued before, which the program learns nowhere else.
-last_run = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
+last_outputs = read_last_outputs()
 
 root: Root
+generations: RootGenerations | None = None
 adopted_from_cluster = settings.existing_root if isinstance(settings.existing_root, RootFromCluster) else None
 if settings.existing_root is None:
-    root = RootCA("root", root_ca_args(settings.root))
+    rotation = settings.root_rotation
+    generations = next_generations(
+        RootGenerations.from_output(last_outputs.get("rootGenerations")),
+        rotation.phase if rotation else None,
+        same_key=rotation.same_key if rotation else False,
+    )
+    root = RootCA("root", root_ca_args(settings.root, generations))
 else:
     adopted_sha256 = None
     if adopted_from_cluster is not None:
         # The root adopted from this cluster before: istiod regenerating `istio-ca-secret` must not
         # silently re-root the mesh.
-        adopted_sha256 = last_run.get_output("adoptedRoot").apply(
-            partial(recorded_sha256, adopted_from_cluster.cluster.name)
-        )
+        adopted_sha256 = recorded_sha256(adopted_from_cluster.cluster.name, last_outputs.get("adoptedRoot"))
     root = ExistingRoot(
         "root", existing_root_args(settings.existing_root, settings.longest_signed_days, adopted_sha256)
     )
@@ -58,12 +63,12 @@ workloads = {
     for workload in settings.workloads
 }
 warn_of_due_certificates(
-    last_run.get_output("clusters"),
+    last_outputs.get("clusters"),
     {cluster.name: cluster.renew_before_hours for cluster in settings.clusters},
     "the intermediate CA of {}",
 )
 warn_of_due_certificates(
-    last_run.get_output("workloads"),
+    last_outputs.get("workloads"),
     {workload.namespace: workload.renew_before_hours for workload in settings.workloads},
     "the workload certificate of {}",
 )
@@ -85,6 +90,9 @@ if settings.export_directory is not None:
 
 pulumi.export("rootCertPem", root.signer.cert_pem)
 pulumi.export("rootNotAfter", root.not_after)
+pulumi.export("trustedRootsPem", root.trusted_root_pems.apply(pem_bundle))
+if generations is not None:
+    pulumi.export("rootGenerations", generations.to_output())
 if isinstance(root, ExistingRoot) and adopted_from_cluster is not None:
     pulumi.export("adoptedRoot", {"fromCluster": adopted_from_cluster.cluster.name, "sha256": root.sha256})
 pulumi.export(

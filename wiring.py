@@ -12,7 +12,8 @@ from components.certificate import CertificateArgs, Root
 from components.cluster_ca import ClusterCAArgs
 from components.config_schema import CONFIG_PREFIX, ISTIOD_ROOT_SECRET
 from components.existing_root import ExistingRootArgs
-from components.root_ca import RootCAArgs
+from components.root_ca import RootCAArgs, RootGenerationArgs
+from components.rotation import RootGenerations
 from components.settings import (
     CertificateSettings,
     ClusterSettings,
@@ -38,8 +39,16 @@ def certificate_args(certificate: CertificateSettings) -> CertificateArgs:
     return args
 
 
-def root_ca_args(root: CertificateSettings) -> RootCAArgs:
-    return RootCAArgs(**certificate_args(root))
+def root_ca_args(root: CertificateSettings, generations: RootGenerations) -> RootCAArgs:
+    """New generations take today's root settings; existing ones keep what they were made with."""
+    return RootCAArgs(
+        **certificate_args(root),
+        generations=[
+            RootGenerationArgs(number=number, key_of=generations.key_generation(number))
+            for number in generations.trusted
+        ],
+        signing_generation=generations.signing,
+    )
 
 
 def existing_root_args(

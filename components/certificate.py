@@ -39,7 +39,13 @@ class IssuedCertificateArgs(CertificateArgs):
     """Raise it to replace the key too, not only the certificate (after a suspected leak). Default: 1."""
 
 
-def private_key(name: str, args: CertificateArgs, parent: pulumi.Resource, generation: int = 1) -> tls.PrivateKey:
+def private_key(
+    name: str,
+    args: CertificateArgs,
+    parent: pulumi.Resource,
+    generation: int = 1,
+    ignore_changes: list[str] | None = None,
+) -> tls.PrivateKey:
     """A key held only in Pulumi state, where every PEM output is a secret; a new `generation` replaces it."""
     return tls.PrivateKey(
         name,
@@ -51,6 +57,7 @@ def private_key(name: str, args: CertificateArgs, parent: pulumi.Resource, gener
             # A changed generation replaces the key. The engine does not replace on a trigger it had no
             # value for before, so keys made before this option existed stay.
             replacement_trigger=generation,
+            ignore_changes=ignore_changes,
             additional_secret_outputs=["private_key_pem", "private_key_openssh", "private_key_pem_pkcs8"],
         ),
     )

@@ -31,12 +31,14 @@ from components.config_schema import (
     REPLACE_FOREIGN_CACERTS,
     ROOT_DEFAULTS,
     ROOT_KEYS,
+    ROOT_ROTATION_KEYS,
     STACK_KEYS,
     WORKLOAD_DEFAULTS,
     WORKLOAD_KEYS,
     ConfigPath,
 )
 from components.root_checks import RootError, check_root
+from components.rotation import PHASES
 from components.settings import (
     CertificateSettings,
     ClusterSettings,
@@ -44,6 +46,7 @@ from components.settings import (
     KeySettings,
     RootFromCluster,
     RootFromConfig,
+    RootRotationSettings,
     StackSettings,
     WorkloadSettings,
 )
@@ -88,12 +91,23 @@ def parse_settings(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath] =
     clusters = _clusters(raw.get("clusters"), defaults)
     workloads = _workloads(raw.get("workloads", []), defaults)
     export_directory = validation.optional_text(raw.get("exportDirectory"), f"{CONFIG_PREFIX}:exportDirectory")
-    settings = StackSettings(root=root, clusters=clusters, workloads=workloads, export_directory=export_directory)
+    settings = StackSettings(
+        root=root,
+        clusters=clusters,
+        workloads=workloads,
+        export_directory=export_directory,
+        root_rotation=_root_rotation(raw.get("rootRotation")),
+    )
     if "existingRoot" in raw:
         if root_raw:
             raise ConfigError(
                 f"{CONFIG_PREFIX}:root sets up a new root, {CONFIG_PREFIX}:existingRoot adopts one: "
                 "set only one of them"
+            )
+        if "rootRotation" in raw:
+            raise ConfigError(
+                f"{CONFIG_PREFIX}:rootRotation rotates a root this stack generated; rotating away from an "
+                f"adopted {CONFIG_PREFIX}:existingRoot is not supported yet"
             )
         existing = _existing_root(raw["existingRoot"], _is_secret(("existingRoot", "keyPem"), secret_paths), clusters)
         if isinstance(existing, RootFromConfig):
@@ -149,6 +163,19 @@ def _existing_root(value: Any, is_secret: bool, clusters: tuple[ClusterSettings,
             f"`pulumi config set --secret --path '{key}.keyPem' < root-key.pem`"
         )
     return RootFromConfig(cert_pem=cert_pem, key_pem=key_pem, sha256=sha256)
+
+
+def _root_rotation(value: Any) -> RootRotationSettings | None:
+    key = f"{CONFIG_PREFIX}:rootRotation"
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be an object, e.g. {{phase: trust-both}}")
+    validation.reject_unknown(value, ROOT_ROTATION_KEYS, key)
+    phase = value.get("phase")
+    if phase not in PHASES:
+        raise ConfigError(f"{key}.phase: {phase!r} is not one of {list(PHASES)}, in that order")
+    return RootRotationSettings(phase=phase, same_key=validation.boolean(value.get("sameKey", False), f"{key}.sameKey"))
 
 
 def _refuse_plain_private_keys(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath]) -> None:

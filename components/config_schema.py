@@ -76,8 +76,10 @@ STACK_KEYS = frozenset(
         "exportDirectory",
         "existingRoot",
         "retainCacerts",
+        "rootRotation",
     }
 )
+ROOT_ROTATION_KEYS = frozenset({"phase", "sameKey"})
 
 ISTIOD_ROOT_SECRET = "istio-ca-secret"
 """Where `existingRoot.fromCluster` reads a root: only istiod's own Secret. This stack replaces the

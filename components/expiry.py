@@ -23,7 +23,7 @@ def renewal_opens(not_after: pulumi.Input[str], renew_before_hours: pulumi.Input
 
 
 def warn_of_due_certificates(
-    last_outputs: pulumi.Output[Any], renew_before_hours: Mapping[str, int], what: str
+    last_outputs: Mapping[str, Any] | None, renew_before_hours: Mapping[str, int], what: str
 ) -> None:
     """Warn for each certificate the last run issued that is inside its renewal window now, or expired.
 
@@ -31,14 +31,10 @@ def warn_of_due_certificates(
     `notAfter`; `what` names one, e.g. "the intermediate CA of {}". The last run's dates are what
     counts: a preview knows no date of a certificate it is about to replace.
     """
-
-    def check(outputs: Mapping[str, Any] | None) -> None:
-        for name, hours in renew_before_hours.items():
-            not_after = ((outputs or {}).get(name) or {}).get("notAfter")
-            if not_after:
-                warn_when_due(what.format(name), not_after, hours)
-
-    last_outputs.apply(check)
+    for name, hours in renew_before_hours.items():
+        not_after = ((last_outputs or {}).get(name) or {}).get("notAfter")
+        if not_after:
+            warn_when_due(what.format(name), not_after, hours)
 
 
 def warn_when_due(what: str, not_after: str, renew_before_hours: int) -> None:

@@ -84,6 +84,15 @@ ExistingRootSettings = RootFromConfig | RootFromCluster
 
 
 @dataclass(frozen=True)
+class RootRotationSettings:
+    """The wanted phase of a root rotation (components/rotation.py)."""
+
+    phase: str
+    same_key: bool = False
+    """Re-issue the root certificate with the same key (a renewal), instead of a new key."""
+
+
+@dataclass(frozen=True)
 class StackSettings:
     root: CertificateSettings
     clusters: tuple[ClusterSettings, ...]
@@ -92,6 +101,8 @@ class StackSettings:
     """Where the Makefile's file layout is written after `pulumi up`; None: not written."""
     existing_root: ExistingRootSettings | None = None
     """Adopt this root instead of generating one (then `root` is not used)."""
+    root_rotation: RootRotationSettings | None = None
+    """The wanted root rotation phase; None: no rotation asked for."""
 
     @property
     def longest_signed_days(self) -> int:

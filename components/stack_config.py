@@ -1,6 +1,7 @@
-"""What the engine passed this program as `istio-ca:` config, and which of it is secret, leaf by leaf.
+"""What the engine passed this program as `istio-ca:` config (which of it is secret, leaf by leaf), and
+what this stack's last run exported.
 
-The only module that reads Pulumi's runtime config; everything after works on plain values.
+The only module that reads Pulumi's runtime config and state; everything after works on plain values.
 """
 
 from __future__ import annotations
@@ -80,3 +81,12 @@ def _secure_paths(value: Any, path: ConfigPath) -> set[ConfigPath]:
     elif isinstance(value, list):
         children = list(enumerate(value))
     return set().union(*(_secure_paths(child, (*path, key)) for key, child in children))
+
+
+def read_last_outputs() -> dict[str, Any]:
+    """This stack's outputs as its last run left them ({} before the first): what was issued before,
+    which the program learns from nowhere else. Read before any resource, so it can decide which
+    resources there are (the root generations)."""
+    this_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": this_stack})
+    return dict((result.value or {}).get("outputs") or {})

@@ -60,8 +60,6 @@ class Recorder(Mocks):
     """What each component passed to register_outputs, by name, secrets still marked."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        if args.typ == "pulumi:pulumi:StackReference":  # the stack reading its own last outputs
-            return args.name, {"name": args.name, "outputs": self.last_outputs}
         request = self.requests[args.name]
         self.resources.append(
             Registration(args.typ, args.name, dict(args.inputs), args.provider, request.parent, request.retainOnDelete)
@@ -77,7 +75,9 @@ class Recorder(Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        if args.token == "pulumi:pulumi:readStackOutputs":  # the stack reading its own last outputs
+            return {"name": args.args["name"], "outputs": self.last_outputs}, []
+        return {}, []
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]

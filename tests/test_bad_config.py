@@ -132,6 +132,23 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "sha256: 'AB:CD' is not",
     ),
     (
+        "rotation phase",
+        clusters(rootRotation={"phase": "switch-now"}),
+        "rootRotation.phase: 'switch-now' is not one of",
+    ),
+    ("rotation not an object", clusters(rootRotation="trust-both"), "istio-ca:rootRotation must be an object"),
+    (
+        "rotation sameKey",
+        clusters(rootRotation={"phase": "trust-both", "sameKey": "yes"}),
+        "rootRotation.sameKey must be",
+    ),
+    ("rotation unknown", clusters(rootRotation={"phase": "retire", "gen": 2}), "rootRotation: unknown key(s) ['gen']"),
+    (
+        "rotating an adopted root",
+        clusters(existingRoot={"fromCluster": "cluster1"}, rootRotation={"phase": "trust-both"}),
+        "rotating away from an adopted istio-ca:existingRoot is not supported yet",
+    ),
+    (
         "plain key",
         clusters(existingRoot={"certPem": ROOT_CERT, "keyPem": ROOT_KEY}),
         "keyPem holds a private key in plain",

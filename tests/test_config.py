@@ -12,6 +12,7 @@ import pytest
 
 from components.certificate import Issuer
 from components.config import parse_settings
+from components.rotation import RootGenerations
 from components.settings import CertificateSettings, KeySettings
 from components.stack_config import read_secret_paths, read_stack_config
 from components.validation import ConfigError
@@ -101,7 +102,7 @@ def test_per_cluster_overrides_touch_only_that_cluster() -> None:
 def test_every_key_istiod_accepts_is_honoured(algorithm: str, size: int, key_args: dict[str, Any]) -> None:
     settings = parse_settings(with_clusters({"name": "c1"}, root={"keyAlgorithm": algorithm, "keySize": size}))
     assert settings.root.key == KeySettings(algorithm, size)
-    root_args = root_ca_args(settings.root)
+    root_args = root_ca_args(settings.root, RootGenerations())
     assert {k: v for k, v in root_args.items() if k in ("key_algorithm", "rsa_bits", "ecdsa_curve")} == key_args
 
 

@@ -65,14 +65,14 @@ def test_stack_outputs_hold_certificates_and_dates() -> None:
 def test_no_private_key_in_any_plain_output() -> None:
     run = run_program(DEV_STACK)
     plain = {name: value for name, (value, secret) in run.outputs.items() if not secret}
-    assert plain.keys() == {"rootCertPem", "rootNotAfter", "clusters"}
+    assert plain.keys() == {"rootCertPem", "rootNotAfter", "trustedRootsPem", "rootGenerations", "clusters"}
     assert "PRIVATE KEY" not in json.dumps(plain)
 
 
 def test_components_register_their_outputs_with_keys_only_as_secrets() -> None:
     registered = run_program(DEV_STACK).recorder.component_outputs
     assert set(registered) == {"root", "cluster1", "cluster2", "cluster3"}
-    assert set(registered["root"]) == {"cert_pem", "private_key_pem", "not_after"}
+    assert set(registered["root"]) == {"cert_pem", "private_key_pem", "not_after", "trusted_root_pems"}
     assert set(registered["cluster1"]) == {
         "cert_pem",
         "cert_chain_pem",
@@ -94,8 +94,17 @@ def test_components_can_be_served_as_a_component_package() -> None:
     result = Analyzer("istio-ca").analyze([RootCA, ClusterCA, WorkloadCerts])
     root = result["component_definitions"]["RootCA"]
     cluster = result["component_definitions"]["ClusterCA"]
-    assert set(root.inputs) == {"organization", "commonName", "validityDays", "keyAlgorithm", "rsaBits", "ecdsaCurve"}
-    assert set(root.outputs) == {"certPem", "privateKeyPem", "notAfter"}
+    assert set(root.inputs) == {
+        "organization",
+        "commonName",
+        "validityDays",
+        "keyAlgorithm",
+        "rsaBits",
+        "ecdsaCurve",
+        "generations",
+        "signingGeneration",
+    }
+    assert set(root.outputs) == {"certPem", "privateKeyPem", "notAfter", "trustedRootPems"}
     assert {
         "issuerCertPem",
         "issuerPrivateKeyPem",

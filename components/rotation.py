@@ -1,0 +1,112 @@
+"""Root generations and the phases of a root rotation, as plain data: which roots exist, which one signs.
+
+A stack starts with generation 1. A rotation walks three explicit phases, each a `pulumi up` of its own:
+
+    trust-both   a new generation is created; every bundle trusts the old root (its exact bytes
+                 first), then the new one; the old root still signs
+    switch       the new root signs (intermediates are re-issued); both are still trusted
+    retire       only the new root is trusted; the old one leaves the state
+
+Config holds only the wanted phase; the applied one is what the stack's last run recorded in its
+outputs (`rootGenerations`). Going back one phase is allowed except from `retire`; skipping one is
+refused. After `retire`, removing `rootRotation` from the config is the steady state again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.validation import ConfigError
+
+PHASES = ("trust-both", "switch", "retire")
+
+
+class RotationError(ConfigError):
+    """A phase that cannot follow the applied one; Pulumi prints the message without a stack trace."""
+
+
+@dataclass(frozen=True)
+class RootGenerations:
+    """Which root generations exist, which one signs, and where a rotation stands."""
+
+    trusted: tuple[int, ...] = (1,)
+    """The generations every trust bundle holds, oldest first."""
+    signing: int = 1
+    phase: str | None = None
+    """The rotation phase applied; None in the steady state."""
+    key_of: Mapping[int, int] = field(default_factory=dict)
+    """A generation that re-uses an older generation's key (a same-key renewal), by number."""
+
+    def key_generation(self, generation: int) -> int:
+        return self.key_of.get(generation, generation)
+
+    def to_output(self) -> dict[str, Any]:
+        """What the stack exports, for the next run to read."""
+        return {
+            "trusted": list(self.trusted),
+            "signing": self.signing,
+            "phase": self.phase,
+            "keyOf": {str(k): v for k, v in self.key_of.items()},
+        }
+
+    @staticmethod
+    def from_output(value: Mapping[str, Any] | None) -> RootGenerations:
+        """The last run's `rootGenerations`; a stack without one has only generation 1."""
+        if not value:
+            return RootGenerations()
+        return RootGenerations(
+            trusted=tuple(int(g) for g in value["trusted"]),
+            signing=int(value["signing"]),
+            phase=value.get("phase"),
+            key_of={int(k): int(v) for k, v in (value.get("keyOf") or {}).items()},
+        )
+
+
+def next_generations(applied: RootGenerations, wanted: str | None, same_key: bool = False) -> RootGenerations:
+    """The generations after this run, or RotationError naming why the wanted phase cannot come next."""
+    old, new = applied.trusted[0], applied.trusted[-1]
+    steady = applied.phase in (None, "retire")
+    if wanted is None:
+        if steady:
+            return RootGenerations(trusted=(applied.signing,), signing=applied.signing, key_of=applied.key_of)
+        raise RotationError(
+            f"a root rotation is in phase {applied.phase!r}: set istio-ca:rootRotation.phase to go on "
+            f"({_after(applied.phase)!r}) or back one phase"
+        )
+    if wanted not in PHASES:
+        raise RotationError(f"istio-ca:rootRotation.phase: {wanted!r} is not one of {list(PHASES)}")
+    if wanted == "trust-both":
+        if steady:
+            created = max(applied.trusted) + 1
+            key_of = {**applied.key_of, created: applied.key_generation(applied.signing)} if same_key else {}
+            return RootGenerations(
+                trusted=(applied.signing, created), signing=applied.signing, phase=wanted, key_of=key_of
+            )
+        return RootGenerations(trusted=(old, new), signing=old, phase=wanted, key_of=applied.key_of)
+    if wanted == "switch":
+        if applied.phase in ("trust-both", "switch"):
+            return RootGenerations(trusted=(old, new), signing=new, phase=wanted, key_of=applied.key_of)
+        raise _skip(applied, wanted)
+    if applied.phase in ("switch", "retire"):
+        return RootGenerations(trusted=(new,), signing=new, phase=wanted, key_of=applied.key_of)
+    raise _skip(applied, wanted)
+
+
+def _after(phase: str | None) -> str:
+    return PHASES[PHASES.index(phase) + 1] if phase in PHASES[:-1] else PHASES[0]
+
+
+def _skip(applied: RootGenerations, wanted: str) -> RotationError:
+    now = applied.phase or "no rotation (the steady state)"
+    if applied.phase == "retire":
+        return RotationError(
+            f"istio-ca:rootRotation.phase {wanted!r} after 'retire': retire is one-way (the old root has left the "
+            "state); remove rootRotation for the steady state, or start a new rotation with 'trust-both'"
+        )
+    return RotationError(
+        f"istio-ca:rootRotation.phase {wanted!r} cannot follow {now}: the next phase is {_after(applied.phase)!r}. "
+        "Each phase must be applied (and every cluster checked) before the next: skipping one would leave "
+        "workloads holding a root their peers do not trust"
+    )

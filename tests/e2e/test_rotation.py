@@ -1,0 +1,182 @@
+"""A root-key rotation in three explicit phases, with trust holding for every workload at every step."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tests.e2e.local_cluster import LocalCluster
+from tests.e2e.pulumi_cli import Workspace
+from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
+from tests.x509_checks import load_certificates
+
+NAMESPACE = "istio-rotation"
+
+
+def workload_certificate(ca_cert_pem: str, ca_key_pem: str) -> str:
+    """What istiod signs for a workload with the cluster's intermediate: a SPIFFE leaf."""
+    issuer = x509.load_pem_x509_certificate(ca_cert_pem.encode())
+    issuer_key = serialization.load_pem_private_key(ca_key_pem.encode(), password=None)
+    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=24))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier("spiffe://cluster.local/ns/a/sa/b")]),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    return leaf.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def verifies(tmp_path: Path, leaf: str, intermediate: str, bundle: str) -> bool:
+    """openssl's path validation of a workload certificate against a trust bundle."""
+    (tmp_path / "leaf.pem").write_text(leaf)
+    (tmp_path / "intermediate.pem").write_text(intermediate)
+    (tmp_path / "bundle.pem").write_text(bundle)
+    result = subprocess.run(
+        ["openssl", "verify", "-CAfile", "bundle.pem", "-untrusted", "intermediate.pem", "leaf.pem"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode == 0
+
+
+def phase(workspace: Workspace, wanted: str | None) -> None:
+    config = workspace.config()
+    config.pop("rootRotation", None)
+    if wanted is not None:
+        config["rootRotation"] = {"phase": wanted}
+    workspace.write_config(config)
+
+
+def changes(workspace: Workspace) -> dict[str, str]:
+    return {name: op for name, op in workspace.preview_steps().items() if op not in ("same", "read")}
+
+
+def assert_every_intermediate_chains_to_a_trusted_root(clusters: dict[str, LocalCluster]) -> None:
+    for name, cluster in clusters.items():
+        files = cluster.secret_data(NAMESPACE, "cacerts")
+        roots = load_certificates(files["root-cert.pem"])
+        (intermediate,) = load_certificates(files["ca-cert.pem"])
+        issuer = [root for root in roots if root.subject == intermediate.issuer and _signed(intermediate, root)]
+        assert issuer, name
+        assert load_certificates(files["cert-chain.pem"]) == [intermediate, issuer[0]]
+
+
+def _signed(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, Exception):
+        return False
+    return True
+
+
+def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
+    pulumi_env: dict[str, str],
+    clusters: dict[str, LocalCluster],
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> None:
+    workspace = namespaced_workspace(
+        pulumi_env, clusters, tmp_path_factory, NAMESPACE, root={"keyAlgorithm": "ECDSA"}, intermediate=FAST_KEYS
+    )
+    workspace.up()
+    first = {name: cluster.secret_data(NAMESPACE, "cacerts") for name, cluster in clusters.items()}
+    old_root = first["cluster1"]["root-cert.pem"]
+    # A workload certificate istiod issued before the rotation, under cluster1's intermediate.
+    old_leaf = workload_certificate(first["cluster1"]["ca-cert.pem"], first["cluster1"]["ca-key.pem"])
+    old_intermediate = first["cluster1"]["ca-cert.pem"]
+
+    # Skipping a phase is refused, and changes nothing.
+    phase(workspace, "switch")
+    history, resources = workspace.history_length(), workspace.resources()
+    refused = workspace.run("up", "--yes", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+    assert "'switch' cannot follow no rotation (the steady state): the next phase is 'trust-both'" in refused.stdout
+    assert (workspace.history_length(), workspace.resources()) == (history, resources)
+
+    # trust both: a new root; every bundle holds the old root's exact bytes first, then the new one.
+    phase(workspace, "trust-both")
+    assert changes(workspace) == {
+        "root-g2-key": "create",
+        "root-g2-cert": "create",
+        "cluster1-cacerts": "update",
+        "cluster2-cacerts": "update",
+    }
+    workspace.up()
+    for name, cluster in clusters.items():
+        files = cluster.secret_data(NAMESPACE, "cacerts")
+        assert files["root-cert.pem"].startswith(old_root) and len(load_certificates(files["root-cert.pem"])) == 2
+        assert (files["ca-cert.pem"], files["cert-chain.pem"]) == (
+            first[name]["ca-cert.pem"],
+            first[name]["cert-chain.pem"],
+        )
+    new_root = clusters["cluster1"].secret_data(NAMESPACE, "cacerts")["root-cert.pem"].removeprefix(old_root)
+    assert_every_intermediate_chains_to_a_trusted_root(clusters)
+    assert verifies(
+        tmp_path, old_leaf, old_intermediate, clusters["cluster2"].secret_data(NAMESPACE, "cacerts")["root-cert.pem"]
+    )
+
+    # switch: the new root signs new intermediates; both roots are still trusted.
+    phase(workspace, "switch")
+    assert changes(workspace) == {
+        "cluster1-cert": "replace",
+        "cluster2-cert": "replace",
+        "cluster1-cacerts": "update",
+        "cluster2-cacerts": "update",
+    }
+    workspace.up()
+    for name, cluster in clusters.items():
+        files = cluster.secret_data(NAMESPACE, "cacerts")
+        assert files["root-cert.pem"] == old_root + new_root
+        assert files["cert-chain.pem"].endswith(new_root) and files["ca-cert.pem"] != first[name]["ca-cert.pem"]
+    assert_every_intermediate_chains_to_a_trusted_root(clusters)
+    bundle = clusters["cluster2"].secret_data(NAMESPACE, "cacerts")["root-cert.pem"]
+    assert verifies(tmp_path, old_leaf, old_intermediate, bundle)  # old workloads still trusted
+    switched = clusters["cluster1"].secret_data(NAMESPACE, "cacerts")
+    new_leaf = workload_certificate(switched["ca-cert.pem"], switched["ca-key.pem"])
+    assert verifies(tmp_path, new_leaf, switched["ca-cert.pem"], first["cluster2"]["root-cert.pem"] + new_root)
+
+    # retire: only the new root is trusted, and the old one leaves the state.
+    phase(workspace, "retire")
+    assert changes(workspace) == {
+        "root-key": "delete",
+        "root-cert": "delete",
+        "cluster1-cacerts": "update",
+        "cluster2-cacerts": "update",
+    }
+    workspace.up()
+    for cluster in clusters.values():
+        assert cluster.secret_data(NAMESPACE, "cacerts")["root-cert.pem"] == new_root
+    assert_every_intermediate_chains_to_a_trusted_root(clusters)
+    assert not any(urn.endswith("::root-cert") or urn.endswith("::root-key") for urn in workspace.resources())
+    assert not verifies(tmp_path, old_leaf, old_intermediate, new_root)  # the old root is gone, as promised
+    assert verifies(tmp_path, new_leaf, switched["ca-cert.pem"], new_root)
+
+    # retire is one-way; dropping the rotation is the steady state with the new root.
+    phase(workspace, "switch")
+    assert "retire is one-way" in workspace.run("preview", check=False).stdout
+    phase(workspace, None)
+    workspace.run("preview", "--expect-no-changes")  # no certificate or Secret changes
+    workspace.up()
+    assert workspace.outputs()["rootGenerations"] == {"trusted": [2], "signing": 2, "phase": None, "keyOf": {}}
+    workspace.run("destroy", "--yes", "--skip-preview")

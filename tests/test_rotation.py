@@ -1,0 +1,75 @@
+"""Root generations and rotation phases: what each phase holds, and the steps that are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.rotation import RootGenerations, RotationError, next_generations
+from tests.program import run_program
+
+STEADY = RootGenerations()
+TRUST_BOTH = RootGenerations(trusted=(1, 2), signing=1, phase="trust-both")
+SWITCH = RootGenerations(trusted=(1, 2), signing=2, phase="switch")
+RETIRE = RootGenerations(trusted=(2,), signing=2, phase="retire")
+
+
+@pytest.mark.parametrize(
+    ("applied", "wanted", "result"),
+    [
+        (STEADY, None, STEADY),
+        (STEADY, "trust-both", TRUST_BOTH),
+        (TRUST_BOTH, "trust-both", TRUST_BOTH),
+        (TRUST_BOTH, "switch", SWITCH),
+        (SWITCH, "switch", SWITCH),
+        (SWITCH, "retire", RETIRE),
+        (RETIRE, "retire", RETIRE),
+        (RETIRE, None, RootGenerations(trusted=(2,), signing=2)),
+        (SWITCH, "trust-both", TRUST_BOTH),  # one phase back
+        (RETIRE, "trust-both", RootGenerations(trusted=(2, 3), signing=2, phase="trust-both")),  # the next rotation
+    ],
+    ids=["steady", "trust both", "again", "switch", "again ", "retire", "again  ", "steady after", "back", "next"],
+)
+def test_each_phase_holds_what_it_promises(
+    applied: RootGenerations, wanted: str | None, result: RootGenerations
+) -> None:
+    assert next_generations(applied, wanted) == result
+
+
+@pytest.mark.parametrize(
+    ("applied", "wanted", "message"),
+    [
+        (STEADY, "switch", "'switch' cannot follow no rotation (the steady state): the next phase is 'trust-both'"),
+        (STEADY, "retire", "'retire' cannot follow no rotation"),
+        (TRUST_BOTH, "retire", "'retire' cannot follow trust-both: the next phase is 'switch'"),
+        (RETIRE, "switch", "after 'retire': retire is one-way"),
+        (TRUST_BOTH, None, "a root rotation is in phase 'trust-both'"),
+        (SWITCH, None, "a root rotation is in phase 'switch': set istio-ca:rootRotation.phase to go on ('retire')"),
+    ],
+    ids=["skip to switch", "skip to retire", "skip switch", "back from retire", "dropped mid-way", "dropped late"],
+)
+def test_a_skipped_phase_or_a_step_back_from_retire_is_refused(
+    applied: RootGenerations, wanted: str | None, message: str
+) -> None:
+    with pytest.raises(RotationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        next_generations(applied, wanted)
+
+
+def test_a_same_key_renewal_reuses_the_signing_roots_key() -> None:
+    renewed = next_generations(STEADY, "trust-both", same_key=True)
+    assert renewed.trusted == (1, 2) and renewed.key_generation(2) == 1
+    assert RootGenerations.from_output(renewed.to_output()) == renewed
+
+
+def test_the_program_builds_the_phase_from_the_last_runs_outputs() -> None:
+    config = {"clusters": [{"name": "east"}], "rootRotation": {"phase": "switch"}}
+    run = run_program(config, last_outputs={"rootGenerations": TRUST_BOTH.to_output()})
+    names = {r.name for r in run.recorder.of_type("tls:index/selfSignedCert:SelfSignedCert")}
+    assert names == {"root-cert", "root-g2-cert"}
+    assert (
+        run.recorder.named("east-cert")
+        .inputs["caCertPem"]
+        .startswith("-----BEGIN CERTIFICATE-----\nfake-cert-of-root-g2-cert")
+    )
+    assert run.outputs["rootGenerations"][0] == SWITCH.to_output()
+    with pytest.raises(RotationError, match="'switch' cannot follow no rotation"):
+        run_program(config)  # a first run has generation 1 alone
