@@ -13,7 +13,7 @@ from components.certificate import Root, pem_bundle
 from components.cluster_ca import ClusterCA
 from components.config import parse_settings
 from components.existing_root import ExistingRoot, recorded_sha256
-from components.expiry import warn_of_due_certificates, warn_when_the_root_ends_first
+from components.expiry import refuse_an_expired_root, warn_of_due_certificates, warn_when_the_root_ends_first
 from components.file_export import component_layout, export_when_applied, protect_directory
 from components.root_ca import RootCA
 from components.rotation import RootGenerations, next_generations
@@ -32,6 +32,7 @@ generations: RootGenerations | None = None
 adopted_from_cluster = settings.existing_root if isinstance(settings.existing_root, RootFromCluster) else None
 if settings.existing_root is None:
     rotation = settings.root_rotation
+    refuse_an_expired_root(last_outputs.get("rootNotAfter"), rotating=rotation is not None)
     generations = next_generations(
         RootGenerations.from_output(last_outputs.get("rootGenerations")),
         rotation.phase if rotation else None,

@@ -14,6 +14,8 @@ from typing import Any
 
 import pulumi
 
+from components.validation import ConfigError
+
 
 def renewal_opens(not_after: pulumi.Input[str], renew_before_hours: pulumi.Input[int]) -> pulumi.Output[str]:
     """RFC 3339: from when the certificate is re-issued on `pulumi up`."""
@@ -35,6 +37,18 @@ def warn_of_due_certificates(
         not_after = ((last_outputs or {}).get(name) or {}).get("notAfter")
         if not_after:
             warn_when_due(what.format(name), not_after, hours)
+
+
+def refuse_an_expired_root(last_not_after: str | None, rotating: bool) -> None:
+    """A root that has ended would be re-issued by the provider, and every intermediate with it, in one
+    step that no istiod accepts: stop, and point to the rotation, which is explicit."""
+    if last_not_after is None or rotating or _parse(last_not_after) > datetime.now(UTC):
+        return
+    raise ConfigError(
+        f"the root ended on {_format(_parse(last_not_after))}: istio-ca will not re-issue it implicitly (every "
+        "intermediate and trust bundle would change at once). Rotate it in explicit phases: set "
+        "istio-ca:rootRotation.phase to trust-both (see the README, Root rotation)"
+    )
 
 
 def warn_when_due(what: str, not_after: str, renew_before_hours: int) -> None:

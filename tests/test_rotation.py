@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.rotation import RootGenerations, RotationError, next_generations
+from components.validation import ConfigError
 from tests.program import run_program
 
 STEADY = RootGenerations()
@@ -73,3 +74,14 @@ def test_the_program_builds_the_phase_from_the_last_runs_outputs() -> None:
     assert run.outputs["rootGenerations"][0] == SWITCH.to_output()
     with pytest.raises(RotationError, match="'switch' cannot follow no rotation"):
         run_program(config)  # a first run has generation 1 alone
+
+
+def test_an_expired_root_stops_the_run_unless_a_rotation_is_under_way() -> None:
+    config: dict[str, object] = {"clusters": [{"name": "east"}]}
+    expired = {"rootNotAfter": "2020-01-01T00:00:00.000000001Z"}
+    with pytest.raises(
+        ConfigError, match=r"the root ended on 2020-01-01T00:00:00Z: .*rootRotation.phase to trust-both"
+    ):
+        run_program(config, last_outputs=expired)
+    run_program({**config, "rootRotation": {"phase": "trust-both"}}, last_outputs=expired)
+    run_program(config, last_outputs={"rootNotAfter": "2099-01-01T00:00:00Z"})

@@ -180,3 +180,25 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
     workspace.up()
     assert workspace.outputs()["rootGenerations"] == {"trusted": [2], "signing": 2, "phase": None, "keyOf": {}}
     workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def test_a_same_key_root_renewal_keeps_every_intermediate_valid(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-renew-root"
+    workspace = namespaced_workspace(
+        pulumi_env, clusters, tmp_path_factory, namespace, root={"keyAlgorithm": "ECDSA"}, intermediate=FAST_KEYS
+    )
+    workspace.up()
+    before = clusters["cluster1"].secret_data(namespace, "cacerts")
+    config = workspace.config()
+    config["rootRotation"] = {"phase": "trust-both", "sameKey": True}
+    workspace.write_config(config)
+    assert "root-g2-key" not in changes(workspace)  # a new certificate, not a new key
+    workspace.up()
+    old_root, renewed_root = load_certificates(clusters["cluster1"].secret_data(namespace, "cacerts")["root-cert.pem"])
+    assert renewed_root.public_key() == old_root.public_key() and renewed_root.subject == old_root.subject
+    assert renewed_root.serial_number != old_root.serial_number
+    (intermediate,) = load_certificates(before["ca-cert.pem"])
+    intermediate.verify_directly_issued_by(renewed_root)  # issued before, valid under the renewed root
+    workspace.run("destroy", "--yes", "--skip-preview")
