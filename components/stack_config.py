@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import pulumi
 import yaml
 
 from components.config_schema import CONFIG_PREFIX, ConfigPath
+
+CHECKPOINT_READ_ATTEMPTS = 10
 
 
 def read_stack_config() -> dict[str, Any]:
@@ -88,5 +91,17 @@ def read_last_outputs() -> dict[str, Any]:
     which the program learns from nowhere else. Read before any resource, so it can decide which
     resources there are (the root generations)."""
     this_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": this_stack})
+    for attempt in range(1, CHECKPOINT_READ_ATTEMPTS):
+        try:
+            return _stack_outputs(this_stack)
+        except Exception as error:
+            # During `up` the engine rewrites this very checkpoint; a read can meet it half-written.
+            if "failed to load checkpoint" not in str(error):
+                raise
+            time.sleep(0.1 * attempt)
+    return _stack_outputs(this_stack)
+
+
+def _stack_outputs(stack: str) -> dict[str, Any]:
+    result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": stack})
     return dict((result.value or {}).get("outputs") or {})

@@ -123,11 +123,15 @@ class Workspace:
     def up(self) -> subprocess.CompletedProcess[str]:
         return self.run("up", "--yes", "--skip-preview")
 
-    def preview_steps(self) -> dict[str, str]:
+    def preview_steps(self, *args: str) -> dict[str, str]:
         """Planned operation per resource name, from `pulumi preview --json`."""
-        result = self.run("preview", "--json", "--diff")
+        result = self.run("preview", "--json", "--diff", *args)
         steps = json.loads(result.stdout).get("steps", [])
         return {step["urn"].split("::")[-1]: step["op"] for step in steps}
+
+    def planned_changes(self, *args: str) -> dict[str, str]:
+        """The steps of a preview that change something (not `same`, `read` or `refresh`), by resource name."""
+        return {name: op for name, op in self.preview_steps(*args).items() if op not in ("same", "read", "refresh")}
 
     def outputs(self) -> dict[str, Any]:
         return dict(json.loads(self.run("stack", "output", "--json").stdout))

@@ -163,16 +163,10 @@ def test_a_cacerts_deleted_or_edited_by_hand_is_restored(
     edited = {"data": {"ca-cert.pem": "ZWRpdGVk"}}  # "edited"
     status, _ = cluster.request_patch(f"/api/v1/namespaces/{namespace}/secrets/cacerts", edited)
     assert status == 200
-    steps = {name: op for name, op in preview_steps(workspace, "--refresh").items() if op not in ("same", "refresh")}
-    assert steps == {"cluster1-cacerts": "update"}
+    assert workspace.planned_changes("--refresh") == {"cluster1-cacerts": "update"}
     workspace.run("up", "--yes", "--skip-preview", "--refresh")
     assert cluster.secret_data(namespace, "cacerts") == written
     workspace.run("destroy", "--yes", "--skip-preview")
-
-
-def preview_steps(workspace: Workspace, *args: str) -> dict[str, str]:
-    result = workspace.run("preview", "--json", *args)
-    return {step["urn"].split("::")[-1]: step["op"] for step in json.loads(result.stdout).get("steps", [])}
 
 
 def test_twenty_clusters_stay_unchanged_over_three_runs(

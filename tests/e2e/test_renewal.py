@@ -10,10 +10,6 @@ from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
 from tests.x509_checks import load_certificates
 
 
-def changes(workspace: Workspace) -> dict[str, str]:
-    return {name: op for name, op in workspace.preview_steps().items() if op not in ("same", "read")}
-
-
 def set_cluster(workspace: Workspace, index: int, **settings: object) -> None:
     config = workspace.config()
     config["clusters"][index].update(settings)
@@ -39,7 +35,9 @@ def test_stacks_made_before_renewal_windows_upgrade_without_a_new_certificate(
     workspace.up()
     before = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
     workspace.write_config({**workspace.config(), "intermediate": FAST_KEYS})  # the default window
-    assert set(changes(workspace).values()) <= {"update"}, changes(workspace)  # no certificate replaced
+    assert set(workspace.planned_changes().values()) <= {"update"}, (
+        workspace.planned_changes()
+    )  # no certificate replaced
     workspace.up()
     assert {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()} == before
     workspace.run("preview", "--expect-no-changes")
@@ -59,7 +57,7 @@ def test_an_intermediate_inside_its_window_is_renewed_in_place_and_nothing_else_
 
     # Two days of life, renewed in the last two: cluster1's intermediate is inside its window now.
     set_cluster(workspace, 0, intermediate={"renewBeforeDays": 2})
-    assert changes(workspace) == {"cluster1-cert": "replace", "cluster1-cacerts": "update"}
+    assert workspace.planned_changes() == {"cluster1-cert": "replace", "cluster1-cacerts": "update"}
     preview = workspace.run("preview")
     assert "the intermediate CA of cluster1 is inside its renewal window" in preview.stdout
     workspace.up()
@@ -88,7 +86,7 @@ def test_a_new_key_generation_re_keys_only_that_cluster(
     workspace.up()
     old = {name: cluster.secret_data(namespace, "cacerts") for name, cluster in clusters.items()}
     set_cluster(workspace, 1, keyGeneration=2)
-    assert changes(workspace) == {
+    assert workspace.planned_changes() == {
         "cluster2-key": "replace",
         "cluster2-csr": "replace",
         "cluster2-cert": "replace",
@@ -117,7 +115,7 @@ def test_a_vm_workload_certificate_inside_its_window_is_renewed(
     )
     workspace.up()
     before = workspace.outputs()["workloads"]["vm-apps"]
-    assert changes(workspace) == {"vm-apps-cert": "replace"}
+    assert workspace.planned_changes() == {"vm-apps-cert": "replace"}
     workspace.up()
     after = workspace.outputs()["workloads"]["vm-apps"]
     (old,) = load_certificates(before["certPem"])

@@ -68,10 +68,6 @@ def phase(workspace: Workspace, wanted: str | None) -> None:
     workspace.write_config(config)
 
 
-def changes(workspace: Workspace) -> dict[str, str]:
-    return {name: op for name, op in workspace.preview_steps().items() if op not in ("same", "read")}
-
-
 def assert_every_intermediate_chains_to_a_trusted_root(clusters: dict[str, LocalCluster]) -> None:
     for name, cluster in clusters.items():
         files = cluster.secret_data(NAMESPACE, "cacerts")
@@ -116,7 +112,7 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
 
     # trust both: a new root; every bundle holds the old root's exact bytes first, then the new one.
     phase(workspace, "trust-both")
-    assert changes(workspace) == {
+    assert workspace.planned_changes() == {
         "root-g2-key": "create",
         "root-g2-cert": "create",
         "cluster1-cacerts": "update",
@@ -138,7 +134,7 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
 
     # switch: the new root signs new intermediates; both roots are still trusted.
     phase(workspace, "switch")
-    assert changes(workspace) == {
+    assert workspace.planned_changes() == {
         "cluster1-cert": "replace",
         "cluster2-cert": "replace",
         "cluster1-cacerts": "update",
@@ -158,7 +154,7 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
 
     # retire: only the new root is trusted, and the old one leaves the state.
     phase(workspace, "retire")
-    assert changes(workspace) == {
+    assert workspace.planned_changes() == {
         "root-key": "delete",
         "root-cert": "delete",
         "cluster1-cacerts": "update",
@@ -194,7 +190,7 @@ def test_a_same_key_root_renewal_keeps_every_intermediate_valid(
     config = workspace.config()
     config["rootRotation"] = {"phase": "trust-both", "sameKey": True}
     workspace.write_config(config)
-    assert "root-g2-key" not in changes(workspace)  # a new certificate, not a new key
+    assert "root-g2-key" not in workspace.planned_changes()  # a new certificate, not a new key
     workspace.up()
     old_root, renewed_root = load_certificates(clusters["cluster1"].secret_data(namespace, "cacerts")["root-cert.pem"])
     assert renewed_root.public_key() == old_root.public_key() and renewed_root.subject == old_root.subject
