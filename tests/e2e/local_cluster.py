@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -204,7 +206,17 @@ def start_cluster(name: str, bin_dir: Path, workdir: Path) -> LocalCluster:
 
 def launch(command: list[str], log: Path, append: bool = False) -> subprocess.Popen[bytes]:
     with log.open("ab" if append else "wb") as stream:
-        return subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [*die_with_parent(), *command], stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+
+def die_with_parent() -> list[str]:
+    """A prefix that has the kernel SIGKILL the server when the test process dies, however it dies (a
+    SIGKILL'd pytest runs no `finally`). util-linux's setpriv sets the parent-death signal and execs,
+    so nothing runs between fork and exec (a preexec_fn could deadlock once grpc's threads run)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform == "linux" else []
 
 
 def write_service_account_keys(workdir: Path) -> None:
