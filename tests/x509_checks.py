@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import re
+import subprocess
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -133,3 +135,17 @@ def subject_of(settings: CertificateSettings, locality: str | None = None) -> di
     if locality is not None:
         subject[NameOID.LOCALITY_NAME] = locality
     return subject
+
+
+def openssl_verifies(directory: Path, leaf: str, intermediate: str, bundle: str) -> bool:
+    """openssl's path validation of a workload certificate, through its intermediate, to a trust bundle."""
+    (directory / "leaf.pem").write_text(leaf)
+    (directory / "intermediate.pem").write_text(intermediate)
+    (directory / "bundle.pem").write_text(bundle)
+    result = subprocess.run(
+        ["openssl", "verify", "-CAfile", "bundle.pem", "-untrusted", "intermediate.pem", "leaf.pem"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode == 0

@@ -496,3 +496,74 @@ def load_chain(pems: list[str]) -> list[x509.Certificate]:
     for pem in pems:
         certificates += x509.load_pem_x509_certificates(pem.encode())
     return certificates
+
+
+@contextlib.contextmanager
+def prepared_istiod(
+    cluster: LocalCluster,
+    namespace: str,
+    toolchain: Toolchain,
+    workdir: Path,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Istiod]:
+    """As `running_istiod`, but with nothing projected and istiod not started: the test decides what
+    ROOT_CA_DIR holds (nothing at all: istiod falls back to its self-signed CA) and when istiod starts,
+    stops and starts again. Stopped on the way out whatever happened; any failure carries its log's tail."""
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    istiod = Istiod(cluster=cluster, namespace=namespace, toolchain=toolchain, workdir=workdir, settings=settings or {})
+    AUDIT.plain_places.add(workdir)
+    AUDIT.key_directories.add(istiod.ca_dir)
+    try:
+        istiod.install_crds()
+        with istiod.log_on_failure():
+            yield istiod
+    finally:
+        istiod.stop()
+
+
+def start_refused(istiod: Istiod, timeout_seconds: float = 60.0) -> int | None:
+    """Launch istiod expecting it to refuse to start. Returns its exit status once it exited, or None
+    if after `timeout_seconds` it still ran without ever being ready (it is then stopped); fails if its
+    /ready answers 200. As `Istiod.start`, it is launched again on other ports if one was taken. No
+    process is left either way; `istiod.log_text()` is then this launch's log."""
+    (istiod.workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    status: int | None = None
+    for attempt in range(1, START_ATTEMPTS + 1):
+        istiod.ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
+        with istiod.log.open("ab") as stream:
+            stream.write(f"{ATTEMPT_MARKER}{attempt} (expected to be refused): {' '.join(istiod.command())}\n".encode())
+            stream.flush()
+            istiod.process = subprocess.Popen(
+                [*die_with_parent(), *istiod.command()],
+                cwd=istiod.workdir,
+                env=istiod.environment(),
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        status = _wait_refused(istiod, timeout_seconds)
+        if status is None or "address already in use" not in istiod.log_text():
+            break
+    return status
+
+
+def _wait_refused(istiod: Istiod, timeout_seconds: float) -> int | None:
+    """The exit status of the launched istiod, or None once `timeout_seconds` passed; it is stopped
+    (reaped) in every case, and ready is a failure."""
+    process = istiod.process
+    assert process is not None
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return process.returncode
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{istiod.ports['http']}/ready", timeout=5) as response:
+                    ready = response.status == 200
+            except (urllib.error.URLError, OSError):
+                ready = False
+            assert not ready, f"{istiod.cluster.name}: istiod started although it should refuse{istiod.log_tail()}"
+            time.sleep(0.2)
+        return None
+    finally:
+        istiod.stop()

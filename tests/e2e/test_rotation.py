@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace
 from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
-from tests.x509_checks import load_certificates
+from tests.x509_checks import load_certificates, openssl_verifies
 
 NAMESPACE = "istio-rotation"
 
@@ -44,20 +43,6 @@ def workload_certificate(ca_cert_pem: str, ca_key_pem: str) -> str:
         .sign(issuer_key, hashes.SHA256())
     )
     return leaf.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def verifies(tmp_path: Path, leaf: str, intermediate: str, bundle: str) -> bool:
-    """openssl's path validation of a workload certificate against a trust bundle."""
-    (tmp_path / "leaf.pem").write_text(leaf)
-    (tmp_path / "intermediate.pem").write_text(intermediate)
-    (tmp_path / "bundle.pem").write_text(bundle)
-    result = subprocess.run(
-        ["openssl", "verify", "-CAfile", "bundle.pem", "-untrusted", "intermediate.pem", "leaf.pem"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    return result.returncode == 0
 
 
 def phase(workspace: Workspace, wanted: str | None) -> None:
@@ -128,7 +113,7 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
         )
     new_root = clusters["cluster1"].secret_data(NAMESPACE, "cacerts")["root-cert.pem"].removeprefix(old_root)
     assert_every_intermediate_chains_to_a_trusted_root(clusters)
-    assert verifies(
+    assert openssl_verifies(
         tmp_path, old_leaf, old_intermediate, clusters["cluster2"].secret_data(NAMESPACE, "cacerts")["root-cert.pem"]
     )
 
@@ -147,10 +132,10 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
         assert files["cert-chain.pem"].endswith(new_root) and files["ca-cert.pem"] != first[name]["ca-cert.pem"]
     assert_every_intermediate_chains_to_a_trusted_root(clusters)
     bundle = clusters["cluster2"].secret_data(NAMESPACE, "cacerts")["root-cert.pem"]
-    assert verifies(tmp_path, old_leaf, old_intermediate, bundle)  # old workloads still trusted
+    assert openssl_verifies(tmp_path, old_leaf, old_intermediate, bundle)  # old workloads still trusted
     switched = clusters["cluster1"].secret_data(NAMESPACE, "cacerts")
     new_leaf = workload_certificate(switched["ca-cert.pem"], switched["ca-key.pem"])
-    assert verifies(tmp_path, new_leaf, switched["ca-cert.pem"], first["cluster2"]["root-cert.pem"] + new_root)
+    assert openssl_verifies(tmp_path, new_leaf, switched["ca-cert.pem"], first["cluster2"]["root-cert.pem"] + new_root)
 
     # retire: only the new root is trusted, and the old one leaves the state.
     phase(workspace, "retire")
@@ -165,8 +150,8 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
         assert cluster.secret_data(NAMESPACE, "cacerts")["root-cert.pem"] == new_root
     assert_every_intermediate_chains_to_a_trusted_root(clusters)
     assert not any(urn.endswith("::root-cert") or urn.endswith("::root-key") for urn in workspace.resources())
-    assert not verifies(tmp_path, old_leaf, old_intermediate, new_root)  # the old root is gone, as promised
-    assert verifies(tmp_path, new_leaf, switched["ca-cert.pem"], new_root)
+    assert not openssl_verifies(tmp_path, old_leaf, old_intermediate, new_root)  # the old root is gone, as promised
+    assert openssl_verifies(tmp_path, new_leaf, switched["ca-cert.pem"], new_root)
 
     # retire is one-way; dropping the rotation is the steady state with the new root.
     phase(workspace, "switch")
