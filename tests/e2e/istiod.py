@@ -567,3 +567,16 @@ def _wait_refused(istiod: Istiod, timeout_seconds: float) -> int | None:
         return None
     finally:
         istiod.stop()
+
+
+def processes_in(directory: Path) -> list[int]:
+    """Ids of the processes whose working directory is `directory` or below it (istiod runs in its
+    workdir), from /proc (Linux): once a test stopped its istiod there must be none, whatever else
+    (another suite's istiod) runs on the machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(os.readlink(entry / "cwd")).is_relative_to(directory):
+                    found.append(int(entry.name))
+    return sorted(found)
