@@ -16,8 +16,8 @@ from tests.program import PROJECT_DIR
 
 
 def fresh_clone(directory: Path) -> Path:
-    """The working tree's tracked files, as a clone has them (with their mtimes, so make sees the
-    linked virtualenv as up to date), in a repository of their own: the toolchain keys its cache by them."""
+    """The working tree's tracked files, as a clone has them, in a repository of their own: the
+    toolchain keys its cache by them."""
     files = subprocess.run(["git", "ls-files"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
     for name in files.stdout.splitlines():
         if (PROJECT_DIR / name).exists():
@@ -25,7 +25,11 @@ def fresh_clone(directory: Path) -> Path:
             shutil.copy2(PROJECT_DIR / name, directory / name)
     subprocess.run(["git", "init", "-q"], cwd=directory, check=True)
     subprocess.run(["git", "add", "-A"], cwd=directory, check=True)
+    # The linked virtualenv (the one running these tests) is the clone's: make must see it up to date.
     (directory / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    installed = Path(sys.prefix, ".installed").stat().st_mtime
+    for requirements in ("requirements.txt", "requirements-dev.txt"):
+        os.utime(directory / requirements, (installed - 1, installed - 1))
     return directory
 
 
