@@ -27,7 +27,7 @@ def make_root(
     """(certificate PEM, key PEM) of a self-signed root like istiod's `istio-ca-secret`."""
     key = ec.generate_private_key(ec.SECP256R1()) if ecdsa else rsa.generate_private_key(65537, 2048)
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
-    cert = _sign(name, key, name, key, days=days, ca=ca, path_length=path_length)
+    cert = sign_certificate(name, key, name, key, days=days, ca=ca, path_length=path_length)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, KEY_FORMATS[key_format], serialization.NoEncryption()
     ).decode()
@@ -41,14 +41,14 @@ def make_intermediate(root_cert_pem: str, root_key_pem: str, *, path_length: int
     assert isinstance(root_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
     key = rsa.generate_private_key(65537, 2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Intermediate CA")])
-    cert = _sign(name, key, root.subject, root_key, days=365, ca=True, path_length=path_length)
+    cert = sign_certificate(name, key, root.subject, root_key, days=365, ca=True, path_length=path_length)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
 
 
-def _sign(
+def sign_certificate(
     subject: x509.Name,
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     issuer: x509.Name,
@@ -57,9 +57,11 @@ def _sign(
     days: int,
     ca: bool,
     path_length: int | None,
+    authority_key_id: bool = False,
 ) -> x509.Certificate:
+    """A certificate `issuer_key` signs, with the Makefile's CA key usages when `ca`."""
     now = datetime.now(UTC)
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
@@ -83,5 +85,8 @@ def _sign(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(issuer_key, hashes.SHA256())
     )
+    if authority_key_id:
+        authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
+        builder = builder.add_extension(authority, critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())

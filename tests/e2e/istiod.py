@@ -201,27 +201,31 @@ class Istiod:
 
     def start(self) -> None:
         """Launch istiod and wait until its /ready answers 200."""
-        (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
         for attempt in range(1, START_ATTEMPTS + 1):
-            self.ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
             began = time.monotonic()
-            with self.log.open("ab") as stream:
-                stream.write(f"{ATTEMPT_MARKER}{attempt}: {' '.join(self.command())}\n".encode())
-                stream.flush()
-                self.process = subprocess.Popen(
-                    [*die_with_parent(), *self.command()],
-                    cwd=self.workdir,
-                    env=self.environment(),
-                    stdout=stream,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
+            self.launch(f"{attempt}")
             if self._wait_ready():
                 self.started_in = time.monotonic() - began
                 return
             if "address already in use" not in self.log_text():
                 break
         raise RuntimeError(f"{self.cluster.name}: istiod exited during start-up{self.log_tail()}")
+
+    def launch(self, attempt: str) -> None:
+        """Start the process on fresh loopback ports, its output appended to the log."""
+        (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
+        self.ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
+        with self.log.open("ab") as stream:
+            stream.write(f"{ATTEMPT_MARKER}{attempt}: {' '.join(self.command())}\n".encode())
+            stream.flush()
+            self.process = subprocess.Popen(
+                [*die_with_parent(), *self.command()],
+                cwd=self.workdir,
+                env=self.environment(),
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
 
     def _wait_ready(self) -> bool:
         """True once /ready answers 200; False if istiod exited first."""
@@ -526,21 +530,9 @@ def start_refused(istiod: Istiod, timeout_seconds: float = 60.0) -> int | None:
     if after `timeout_seconds` it still ran without ever being ready (it is then stopped); fails if its
     /ready answers 200. As `Istiod.start`, it is launched again on other ports if one was taken. No
     process is left either way; `istiod.log_text()` is then this launch's log."""
-    (istiod.workdir / "tmp").mkdir(parents=True, exist_ok=True)
     status: int | None = None
     for attempt in range(1, START_ATTEMPTS + 1):
-        istiod.ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
-        with istiod.log.open("ab") as stream:
-            stream.write(f"{ATTEMPT_MARKER}{attempt} (expected to be refused): {' '.join(istiod.command())}\n".encode())
-            stream.flush()
-            istiod.process = subprocess.Popen(
-                [*die_with_parent(), *istiod.command()],
-                cwd=istiod.workdir,
-                env=istiod.environment(),
-                stdout=stream,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        istiod.launch(f"{attempt} (expected to be refused)")
         status = _wait_refused(istiod, timeout_seconds)
         if status is None or "address already in use" not in istiod.log_text():
             break

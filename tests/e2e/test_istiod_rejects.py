@@ -11,7 +11,6 @@ only another root refuses to switch to it and keeps signing under our root.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from collections.abc import Iterator
@@ -20,9 +19,10 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from components.pem import certificate_pem
 from tests.e2e.istiod import (
     PLUGGED_IN_CA_LINES,
     SELF_SIGNED_CA_LINES,
@@ -37,6 +37,7 @@ from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Toolchain
 from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
+from tests.roots import sign_certificate
 from tests.x509_checks import load_certificates
 
 NAMESPACE = "istio-istiod-rejects"
@@ -122,10 +123,6 @@ def private_pem(key: PrivateKey, like: str) -> str:
     return key.private_bytes(serialization.Encoding.PEM, form, serialization.NoEncryption()).decode()
 
 
-def certificate_pem(certificate: x509.Certificate) -> str:
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def ca_certificate(
     subject: x509.Name,
     key: PrivateKey,
@@ -133,33 +130,8 @@ def ca_certificate(
     issuer_key: PrivateKey,
     path_length: int | None,
 ) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
-        .sign(issuer_key, hashes.SHA256())
+    return sign_certificate(
+        subject, key, issuer, issuer_key, days=30, ca=True, path_length=path_length, authority_key_id=True
     )
 
 
