@@ -3,6 +3,7 @@
 Config -> settings (components/config.py) -> component arguments (wiring.py) -> components -> outputs.
 """
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from components.existing_root import ExistingRoot, recorded_sha256
 from components.expiry import refuse_an_expired_root, warn_of_due_certificates, warn_when_the_root_ends_first
 from components.file_export import component_layout, export_when_applied, protect_directory
 from components.root_ca import RootCA
-from components.rotation import RootGenerations, next_generations
+from components.rotation import RootGenerations, next_generations, refuse_to_drop_an_adopted_root
 from components.settings import RootFromCluster
 from components.stack_config import read_last_outputs, read_secret_paths, read_stack_config
 from components.workload_certs import WorkloadCerts
@@ -28,25 +29,27 @@ settings = parse_settings(read_stack_config(), read_secret_paths())
 last_outputs = read_last_outputs()
 
 root: Root
-generations: RootGenerations | None = None
+applied = RootGenerations.from_output(last_outputs.get("rootGenerations"))
+rotation = settings.root_rotation
+wanted_phase, same_key = (rotation.phase, rotation.same_key) if rotation else (None, False)
 adopted_from_cluster = settings.existing_root if isinstance(settings.existing_root, RootFromCluster) else None
 if settings.existing_root is None:
-    rotation = settings.root_rotation
+    refuse_to_drop_an_adopted_root(applied)
     refuse_an_expired_root(last_outputs.get("rootNotAfter"), rotating=rotation is not None)
-    generations = next_generations(
-        RootGenerations.from_output(last_outputs.get("rootGenerations")),
-        rotation.phase if rotation else None,
-        same_key=rotation.same_key if rotation else False,
-    )
+    generations = next_generations(applied, wanted_phase, same_key=same_key)
     root = RootCA("root", root_ca_args(settings.root, generations))
 else:
+    generations = replace(next_generations(applied, wanted_phase, same_key=same_key), adopted=True)
     adopted_sha256 = None
     if adopted_from_cluster is not None:
         # The root adopted from this cluster before: istiod regenerating `istio-ca-secret` must not
         # silently re-root the mesh.
         adopted_sha256 = recorded_sha256(adopted_from_cluster.cluster.name, last_outputs.get("adoptedRoot"))
     root = ExistingRoot(
-        "root", existing_root_args(settings.existing_root, settings.longest_signed_days, adopted_sha256)
+        "root",
+        existing_root_args(
+            settings.existing_root, settings.longest_signed_days, adopted_sha256, generations, settings.root
+        ),
     )
 
 if not pulumi.runtime.is_dry_run():
@@ -92,8 +95,7 @@ if settings.export_directory is not None:
 pulumi.export("rootCertPem", root.signer.cert_pem)
 pulumi.export("rootNotAfter", root.not_after)
 pulumi.export("trustedRootsPem", root.trusted_root_pems.apply(pem_bundle))
-if generations is not None:
-    pulumi.export("rootGenerations", generations.to_output())
+pulumi.export("rootGenerations", generations.to_output())
 if isinstance(root, ExistingRoot) and adopted_from_cluster is not None:
     pulumi.export("adoptedRoot", {"fromCluster": adopted_from_cluster.cluster.name, "sha256": root.sha256})
 pulumi.export(

@@ -43,19 +43,31 @@ def root_ca_args(root: CertificateSettings, generations: RootGenerations) -> Roo
     """New generations take today's root settings; existing ones keep what they were made with."""
     return RootCAArgs(
         **certificate_args(root),
-        generations=[
-            RootGenerationArgs(number=number, key_of=generations.key_generation(number))
-            for number in generations.trusted
-        ],
+        generations=_generations(generations),
         signing_generation=generations.signing,
     )
 
 
+def _generations(generations: RootGenerations) -> list[RootGenerationArgs]:
+    return [RootGenerationArgs(number=n, key_of=generations.key_generation(n)) for n in generations.trusted]
+
+
 def existing_root_args(
-    existing: ExistingRootSettings, longest_signed_days: int, adopted_sha256: pulumi.Input[str | None] = None
+    existing: ExistingRootSettings,
+    longest_signed_days: int,
+    adopted_sha256: pulumi.Input[str | None] = None,
+    generations: RootGenerations | None = None,
+    new_roots: CertificateSettings | None = None,
 ) -> ExistingRootArgs:
-    """`adopted_sha256`: the fingerprint of the root adopted from the cluster on an earlier run, if any."""
-    args = ExistingRootArgs(longest_signed_days=longest_signed_days)
+    """`adopted_sha256`: the fingerprint of the root adopted from the cluster on an earlier run, if any;
+    `generations` and `new_roots`: a rotation away from the adopted root (generation 1)."""
+    # The adopted root must outlast what it signs only while it signs: a rotation may retire it late.
+    signing = generations.signing if generations is not None else 1
+    args = ExistingRootArgs(longest_signed_days=longest_signed_days if signing == 1 else 0)
+    if generations is not None and new_roots is not None:
+        args["generations"] = _generations(generations)
+        args["signing_generation"] = generations.signing
+        args["new_roots"] = certificate_args(new_roots)
     if isinstance(existing, RootFromConfig):
         args["cert_pem"] = existing.cert_pem
         args["private_key_pem"] = pulumi.Output.secret(existing.key_pem)

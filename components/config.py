@@ -99,15 +99,10 @@ def parse_settings(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath] =
         root_rotation=_root_rotation(raw.get("rootRotation")),
     )
     if "existingRoot" in raw:
-        if root_raw:
+        if root_raw and "rootRotation" not in raw:
             raise ConfigError(
-                f"{CONFIG_PREFIX}:root sets up a new root, {CONFIG_PREFIX}:existingRoot adopts one: "
-                "set only one of them"
-            )
-        if "rootRotation" in raw:
-            raise ConfigError(
-                f"{CONFIG_PREFIX}:rootRotation rotates a root this stack generated; rotating away from an "
-                f"adopted {CONFIG_PREFIX}:existingRoot is not supported yet"
+                f"{CONFIG_PREFIX}:root sets up a new root, {CONFIG_PREFIX}:existingRoot adopts one: set only one "
+                f"of them ({CONFIG_PREFIX}:root is for the new root of a {CONFIG_PREFIX}:rootRotation)"
             )
         existing = _existing_root(raw["existingRoot"], _is_secret(("existingRoot", "keyPem"), secret_paths), clusters)
         if isinstance(existing, RootFromConfig):

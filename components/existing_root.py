@@ -17,9 +17,10 @@ import pulumi_kubernetes as k8s
 from kubernetes import client as kube_client
 from kubernetes.client.exceptions import ApiException
 
-from components.certificate import Issuer
+from components.certificate import CertificateArgs, Issuer
 from components.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
 from components.outputs import register_declared_outputs
+from components.root_ca import RootGeneration, RootGenerationArgs, root_generations
 from components.root_checks import CheckedRoot, RootError, check_root
 
 ROOT_SECRET_NAMES = ("istio-ca-secret", "cacerts")
@@ -56,6 +57,13 @@ class ExistingRootArgs(TypedDict):
     """How error messages name where `cert_pem` came from (e.g. a config key)."""
     key_source: NotRequired[pulumi.Input[str]]
     """How error messages name where `private_key_pem` came from."""
+    generations: NotRequired[Sequence[RootGenerationArgs]]
+    """To rotate away from the adopted root: the generations trusted, oldest first; generation 1 is the
+    adopted root, later ones are made here with `new_roots`. Default: generation 1 alone."""
+    signing_generation: NotRequired[int]
+    """The generation that signs the intermediates. Default: 1, the adopted root."""
+    new_roots: NotRequired[CertificateArgs]
+    """The settings of the generations made here (subject, validity, key)."""
 
 
 class ExistingRoot(pulumi.ComponentResource):
@@ -66,7 +74,7 @@ class ExistingRoot(pulumi.ComponentResource):
     private_key_pem: pulumi.Output[str]
     """The root key, PEM; always a Pulumi secret."""
     not_after: pulumi.Output[str]
-    """The certificate's NotAfter, RFC 3339."""
+    """The signing root's NotAfter, RFC 3339: the adopted root's, until a rotation switches away from it."""
     sha256: pulumi.Output[str]
     """The certificate's SHA-256 fingerprint (colon-separated hex)."""
 
@@ -91,18 +99,33 @@ class ExistingRoot(pulumi.ComponentResource):
         ).apply(lambda values: check_adopted(**values))
         # The certificate is public; only its pairing with the key made the result secret.
         self.cert_pem = pulumi.Output.unsecret(checked.apply(lambda root: root.cert_pem))
-        self.not_after = pulumi.Output.unsecret(checked.apply(lambda root: root.not_after))
+        adopted_not_after = pulumi.Output.unsecret(checked.apply(lambda root: root.not_after))
         self.sha256 = pulumi.Output.unsecret(checked.apply(lambda root: root.sha256))
         self.private_key_pem = pulumi.Output.secret(key_pem)
+        generations = args.get("generations", [RootGenerationArgs(number=1, key_of=1)])
+        adopted = RootGeneration(
+            cert_pem=self.cert_pem, private_key_pem=self.private_key_pem, not_after=adopted_not_after
+        )
+        if len(generations) > 1 or generations[0]["number"] != 1:
+            if "new_roots" not in args:
+                raise RootError("rotating away from an adopted root needs the new roots' settings (new_roots)")
+            self._roots = root_generations(self, name, args["new_roots"], generations, adopted)
+        else:
+            self._roots = {1: adopted}
+        self._trusted = [g["number"] for g in generations]
+        self._signing = args.get("signing_generation", 1)
+        self.not_after = self._roots[self._signing].not_after
         register_declared_outputs(self)
 
     @property
     def signer(self) -> Issuer:
-        return Issuer(cert_pem=self.cert_pem, private_key_pem=self.private_key_pem)
+        """The adopted root, until a rotation switches signing to a generation made here."""
+        root = self._roots[self._signing]
+        return Issuer(cert_pem=root.cert_pem, private_key_pem=root.private_key_pem)
 
     @property
     def trusted_root_pems(self) -> pulumi.Output[list[str]]:
-        return self.cert_pem.apply(lambda pem: [pem])
+        return pulumi.Output.all(*(self._roots[number].cert_pem for number in self._trusted))
 
     def _read_from_cluster(
         self, name: str, args: ExistingRootArgs

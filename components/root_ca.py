@@ -6,6 +6,7 @@ by a changed setting: its settings apply to the next generation only.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
 import pulumi
@@ -60,40 +61,74 @@ class RootCA(pulumi.ComponentResource):
     """Every generation's certificate, oldest first: what `root-cert.pem` holds."""
 
     def __init__(self, name: str, args: RootCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("istio-ca:index:RootCA", name, None, opts)
-        generations = args.get("generations", [RootGenerationArgs(number=1, key_of=1)])
-        signing = args.get("signing_generation", generations[0]["number"])
-        keys = {g["key_of"]: self._key(name, g["key_of"], args) for g in generations if g["key_of"] == g["number"]}
-        certs = {g["number"]: self._cert(name, g["number"], keys[g["key_of"]], args) for g in generations}
-        signer = certs[signing]
-        self.cert_pem = signer.cert_pem
-        self.private_key_pem = pulumi.Output.secret(keys[_key_of(generations, signing)].private_key_pem)
-        self.not_after = signer.validity_end_time
-        self.trusted_root_pems = pulumi.Output.all(*(certs[g["number"]].cert_pem for g in generations))
-        register_declared_outputs(self)
-
-    def _key(self, name: str, generation: int, args: RootCAArgs) -> tls.PrivateKey:
-        return private_key(generation_name(name, generation, "key"), args, parent=self, ignore_changes=FIXED_KEY_INPUTS)
-
-    def _cert(self, name: str, generation: int, key: tls.PrivateKey, args: RootCAArgs) -> tls.SelfSignedCert:
-        return tls.SelfSignedCert(
-            generation_name(name, generation, "cert"),
-            private_key_pem=key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(**subject(args)),
-            validity_period_hours=validity_hours(args["validity_days"]),
-            **extensions(ROOT_CA, self_signed=True),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=FIXED_CERT_INPUTS),
+        # A stack that rotated away from an adopted root (ExistingRoot) goes on with this component.
+        aliases = [pulumi.Alias(type_="istio-ca:index:ExistingRoot")]
+        super().__init__(
+            "istio-ca:index:RootCA",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=aliases)),
         )
+        generations = args.get("generations", [RootGenerationArgs(number=1, key_of=1)])
+        roots = root_generations(self, name, args, generations)
+        signer = roots[args.get("signing_generation", generations[0]["number"])]
+        self.cert_pem = signer.cert_pem
+        self.private_key_pem = signer.private_key_pem
+        self.not_after = signer.not_after
+        self.trusted_root_pems = pulumi.Output.all(*(roots[g["number"]].cert_pem for g in generations))
+        register_declared_outputs(self)
 
     @property
     def signer(self) -> Issuer:
         return Issuer(cert_pem=self.cert_pem, private_key_pem=self.private_key_pem)
 
 
+@dataclass(frozen=True)
+class RootGeneration:
+    """One generation's root certificate, its key and its NotAfter."""
+
+    cert_pem: pulumi.Output[str]
+    private_key_pem: pulumi.Output[str]
+    not_after: pulumi.Output[str]
+
+
+def root_generations(
+    parent: pulumi.Resource,
+    name: str,
+    args: CertificateArgs,
+    generations: Sequence[RootGenerationArgs],
+    adopted: RootGeneration | None = None,
+) -> dict[int, RootGeneration]:
+    """Each generation's root, by number: generation 1 is `adopted` when given, every other one is
+    made here, as `parent`'s children, with `args`' settings."""
+    keys = {1: adopted.private_key_pem} if adopted is not None else {}
+    for generation in generations:
+        number = generation["number"]
+        if generation["key_of"] == number and number not in keys:
+            key = private_key(
+                generation_name(name, number, "key"), args, parent=parent, ignore_changes=FIXED_KEY_INPUTS
+            )
+            keys[number] = pulumi.Output.secret(key.private_key_pem)
+    roots = {1: adopted} if adopted is not None else {}
+    for generation in generations:
+        number = generation["number"]
+        if number in roots:
+            continue
+        key_pem = keys[generation["key_of"]]
+        cert = tls.SelfSignedCert(
+            generation_name(name, number, "cert"),
+            private_key_pem=key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(**subject(args)),
+            validity_period_hours=validity_hours(args["validity_days"]),
+            **extensions(ROOT_CA, self_signed=True),
+            opts=pulumi.ResourceOptions(parent=parent, ignore_changes=FIXED_CERT_INPUTS),
+        )
+        roots[number] = RootGeneration(
+            cert_pem=cert.cert_pem, private_key_pem=key_pem, not_after=cert.validity_end_time
+        )
+    return roots
+
+
 def generation_name(name: str, generation: int, part: str) -> str:
     """`root-key`, `root-cert` for generation 1 (the names every stack started with), `root-g2-key` after."""
     return f"{name}-{part}" if generation == 1 else f"{name}-g{generation}-{part}"
-
-
-def _key_of(generations: Sequence[RootGenerationArgs], number: int) -> int:
-    return next(g["key_of"] for g in generations if g["number"] == number)

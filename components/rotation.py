@@ -38,6 +38,8 @@ class RootGenerations:
     """The rotation phase applied; None in the steady state."""
     key_of: Mapping[int, int] = field(default_factory=dict)
     """A generation that re-uses an older generation's key (a same-key renewal), by number."""
+    adopted: bool = False
+    """Generation 1 is a root adopted with `existingRoot`, not one this stack made."""
 
     def key_generation(self, generation: int) -> int:
         return self.key_of.get(generation, generation)
@@ -49,6 +51,7 @@ class RootGenerations:
             "signing": self.signing,
             "phase": self.phase,
             "keyOf": {str(k): v for k, v in self.key_of.items()},
+            "adopted": self.adopted,
         }
 
     @staticmethod
@@ -61,6 +64,7 @@ class RootGenerations:
             signing=int(value["signing"]),
             phase=value.get("phase"),
             key_of={int(k): int(v) for k, v in (value.get("keyOf") or {}).items()},
+            adopted=bool(value.get("adopted", False)),
         )
 
 
@@ -70,7 +74,9 @@ def next_generations(applied: RootGenerations, wanted: str | None, same_key: boo
     steady = applied.phase in (None, "retire")
     if wanted is None:
         if steady:
-            return RootGenerations(trusted=(applied.signing,), signing=applied.signing, key_of=applied.key_of)
+            return RootGenerations(
+                trusted=(applied.signing,), signing=applied.signing, key_of=applied.key_of, adopted=applied.adopted
+            )
         raise RotationError(
             f"a root rotation is in phase {applied.phase!r}: set istio-ca:rootRotation.phase to go on "
             f"({_after(applied.phase)!r}) or back one phase"
@@ -82,15 +88,25 @@ def next_generations(applied: RootGenerations, wanted: str | None, same_key: boo
             created = max(applied.trusted) + 1
             key_of = {**applied.key_of, created: applied.key_generation(applied.signing)} if same_key else {}
             return RootGenerations(
-                trusted=(applied.signing, created), signing=applied.signing, phase=wanted, key_of=key_of
+                trusted=(applied.signing, created),
+                signing=applied.signing,
+                phase=wanted,
+                key_of=key_of,
+                adopted=applied.adopted,
             )
-        return RootGenerations(trusted=(old, new), signing=old, phase=wanted, key_of=applied.key_of)
+        return RootGenerations(
+            trusted=(old, new), signing=old, phase=wanted, key_of=applied.key_of, adopted=applied.adopted
+        )
     if wanted == "switch":
         if applied.phase in ("trust-both", "switch"):
-            return RootGenerations(trusted=(old, new), signing=new, phase=wanted, key_of=applied.key_of)
+            return RootGenerations(
+                trusted=(old, new), signing=new, phase=wanted, key_of=applied.key_of, adopted=applied.adopted
+            )
         raise _skip(applied, wanted)
     if applied.phase in ("switch", "retire"):
-        return RootGenerations(trusted=(new,), signing=new, phase=wanted, key_of=applied.key_of)
+        return RootGenerations(
+            trusted=(new,), signing=new, phase=wanted, key_of=applied.key_of, adopted=applied.adopted
+        )
     raise _skip(applied, wanted)
 
 
@@ -110,3 +126,12 @@ def _skip(applied: RootGenerations, wanted: str) -> RotationError:
         "Each phase must be applied (and every cluster checked) before the next: skipping one would leave "
         "workloads holding a root their peers do not trust"
     )
+
+
+def refuse_to_drop_an_adopted_root(applied: RootGenerations) -> None:
+    """Without `existingRoot`, generation 1 would be a new root made here: refuse while the adopted one is trusted."""
+    if applied.adopted and 1 in applied.trusted:
+        raise RotationError(
+            "generation 1 is the root adopted with istio-ca:existingRoot and is still trusted: keep existingRoot "
+            "in the config until a rotation has retired it (istio-ca:rootRotation.phase: retire)"
+        )

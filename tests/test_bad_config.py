@@ -144,11 +144,6 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("rotation unknown", clusters(rootRotation={"phase": "retire", "gen": 2}), "rootRotation: unknown key(s) ['gen']"),
     (
-        "rotating an adopted root",
-        clusters(existingRoot={"fromCluster": "cluster1"}, rootRotation={"phase": "trust-both"}),
-        "rotating away from an adopted istio-ca:existingRoot is not supported yet",
-    ),
-    (
         "plain key",
         clusters(existingRoot={"certPem": ROOT_CERT, "keyPem": ROOT_KEY}),
         "keyPem holds a private key in plain",

@@ -6,7 +6,8 @@ import pytest
 
 from components.rotation import RootGenerations, RotationError, next_generations
 from components.validation import ConfigError
-from tests.program import run_program
+from tests.program import fake_cert, run_program
+from tests.roots import make_root
 
 STEADY = RootGenerations()
 TRUST_BOTH = RootGenerations(trusted=(1, 2), signing=1, phase="trust-both")
@@ -85,3 +86,37 @@ def test_an_expired_root_stops_the_run_unless_a_rotation_is_under_way() -> None:
         run_program(config, last_outputs=expired)
     run_program({**config, "rootRotation": {"phase": "trust-both"}}, last_outputs=expired)
     run_program(config, last_outputs={"rootNotAfter": "2099-01-01T00:00:00Z"})
+
+
+def test_an_adopted_root_rotates_away_through_the_same_phases() -> None:
+    root_cert, root_key = make_root()
+    config: dict[str, object] = {
+        "clusters": [{"name": "east"}],
+        "existingRoot": {"certPem": root_cert, "keyPem": root_key},
+        "root": {"keyAlgorithm": "ECDSA"},  # the new root's settings
+        "rootRotation": {"phase": "trust-both"},
+    }
+    run = run_program(config, secret_keys=["existingRoot"])
+    new_root = run.recorder.named("root-g2-cert")
+    assert new_root.parent.endswith("istio-ca:index:ExistingRoot::root")
+    assert run.recorder.named("root-g2-key").inputs["algorithm"] == "ECDSA"
+    assert run.recorder.named("east-cert").inputs["caCertPem"] == root_cert  # the adopted root still signs
+    assert run.outputs["rootGenerations"][0]["adopted"] is True
+    assert run.outputs["trustedRootsPem"][0] == root_cert + fake_cert("root-g2-cert")
+
+    trust_both = RootGenerations.from_output(run.outputs["rootGenerations"][0])
+    switched = run_program(
+        {**config, "rootRotation": {"phase": "switch"}},
+        secret_keys=["existingRoot"],
+        last_outputs={"rootGenerations": trust_both.to_output()},
+    )
+    assert switched.recorder.named("east-cert").inputs["caCertPem"] == fake_cert("root-g2-cert")
+
+
+def test_the_adopted_root_stays_in_the_config_until_it_is_retired() -> None:
+    applied = RootGenerations(trusted=(1, 2), signing=2, phase="switch", adopted=True)
+    with pytest.raises(RotationError, match="keep existingRoot in the config until a rotation has retired it"):
+        run_program({"clusters": [{"name": "east"}]}, last_outputs={"rootGenerations": applied.to_output()})
+    retired = RootGenerations(trusted=(2,), signing=2, phase="retire", adopted=True)
+    run = run_program({"clusters": [{"name": "east"}]}, last_outputs={"rootGenerations": retired.to_output()})
+    assert {r.name for r in run.recorder.of_type("tls:index/selfSignedCert:SelfSignedCert")} == {"root-g2-cert"}

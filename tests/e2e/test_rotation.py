@@ -13,7 +13,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace
-from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
+from tests.e2e.stacks import FAST_KEYS, namespaced_workspace, set_root_in_config
+from tests.makefile import issue_like_the_makefile
 from tests.x509_checks import load_certificates, openssl_verifies
 
 NAMESPACE = "istio-rotation"
@@ -159,7 +160,13 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
     phase(workspace, None)
     workspace.run("preview", "--expect-no-changes")  # no certificate or Secret changes
     workspace.up()
-    assert workspace.outputs()["rootGenerations"] == {"trusted": [2], "signing": 2, "phase": None, "keyOf": {}}
+    assert workspace.outputs()["rootGenerations"] == {
+        "trusted": [2],
+        "signing": 2,
+        "phase": None,
+        "keyOf": {},
+        "adopted": False,
+    }
     workspace.run("destroy", "--yes", "--skip-preview")
 
 
@@ -183,3 +190,59 @@ def test_a_same_key_root_renewal_keeps_every_intermediate_valid(
     (intermediate,) = load_certificates(before["ca-cert.pem"])
     intermediate.verify_directly_issued_by(renewed_root)  # issued before, valid under the renewed root
     workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def test_a_mesh_migrated_with_an_adopted_root_rotates_away_from_it(
+    pulumi_env: dict[str, str],
+    clusters: dict[str, LocalCluster],
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> None:
+    namespace = "istio-rotate-adopted"
+    workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, namespace, intermediate=FAST_KEYS)
+    makefile = issue_like_the_makefile(tmp_path)
+    adopted_root = (makefile / "root-cert.pem").read_text()
+    set_root_in_config(workspace, adopted_root, (makefile / "root-key.pem").read_text())
+    workspace.up()
+
+    def phase(name: str) -> None:
+        config = workspace.config()
+        config["rootRotation"] = {"phase": name}
+        config["root"] = {"keyAlgorithm": "ECDSA"}  # the new root's settings
+        workspace.write_config(config)
+        workspace.up()
+
+    phase("trust-both")
+    bundle = clusters["cluster1"].secret_data(namespace, "cacerts")["root-cert.pem"]
+    assert bundle.startswith(adopted_root) and len(load_certificates(bundle)) == 2
+    new_root = bundle.removeprefix(adopted_root)
+    phase("switch")
+    assert_every_intermediate_chains_to_a_trusted_root_in(clusters, namespace, new_root)
+    phase("retire")
+    for cluster in clusters.values():
+        assert cluster.secret_data(namespace, "cacerts")["root-cert.pem"] == new_root
+
+    # The adopted root is gone: dropping existingRoot (and the rotation) changes nothing that was issued.
+    config = workspace.config()
+    for key in ("existingRoot", "rootRotation"):
+        config.pop(key)
+    workspace.write_config(config)
+    assert workspace.planned_changes() == {}  # the generated root and every intermediate are kept (aliases)
+    workspace.up()
+    types = {resource["type"] for resource in workspace.resources().values()}
+    assert "istio-ca:index:RootCA" in types and "istio-ca:index:ExistingRoot" not in types
+    workspace.run("preview", "--expect-no-changes")
+    for cluster in clusters.values():
+        assert cluster.secret_data(namespace, "cacerts")["root-cert.pem"] == new_root
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def assert_every_intermediate_chains_to_a_trusted_root_in(
+    clusters: dict[str, LocalCluster], namespace: str, issuer_pem: str
+) -> None:
+    (issuer,) = load_certificates(issuer_pem)
+    for cluster in clusters.values():
+        files = cluster.secret_data(namespace, "cacerts")
+        (intermediate,) = load_certificates(files["ca-cert.pem"])
+        intermediate.verify_directly_issued_by(issuer)
+        assert files["cert-chain.pem"].endswith(issuer_pem)

@@ -150,7 +150,13 @@ def test_stack_outputs_match_what_the_clusters_hold(deployment: Deployment) -> N
     outputs = deployment.workspace.outputs()
     assert set(outputs) == {"rootCertPem", "rootNotAfter", "trustedRootsPem", "rootGenerations", "clusters"}
     assert outputs["trustedRootsPem"] == outputs["rootCertPem"]
-    assert outputs["rootGenerations"] == {"trusted": [1], "signing": 1, "phase": None, "keyOf": {}}
+    assert outputs["rootGenerations"] == {
+        "trusted": [1],
+        "signing": 1,
+        "phase": None,
+        "keyOf": {},
+        "adopted": False,
+    }
     for name in deployment.clusters:
         files = deployment.cacerts(name)
         assert outputs["rootCertPem"] == files["root-cert.pem"]
