@@ -17,11 +17,16 @@ from components.existing_root import ExistingRoot, recorded_sha256
 from components.expiry import refuse_an_expired_root, warn_of_due_certificates, warn_when_the_root_ends_first
 from components.file_export import component_layout, export_when_applied, protect_directory
 from components.root_ca import RootCA
-from components.rotation import RootGenerations, next_generations, refuse_to_drop_an_adopted_root
+from components.rotation import (
+    RootGenerations,
+    next_generations,
+    refuse_to_drop_an_adopted_root,
+    warn_of_changed_root_settings,
+)
 from components.settings import RootFromCluster
 from components.stack_config import read_last_outputs, read_secret_paths, read_stack_config
 from components.workload_certs import WorkloadCerts
-from wiring import cluster_ca_args, existing_root_args, root_ca_args, workload_certs_args
+from wiring import cluster_ca_args, existing_root_args, root_ca_args, root_settings_output, workload_certs_args
 
 end_quietly_when_cancelled()
 settings = parse_settings(read_stack_config(), read_secret_paths())
@@ -37,6 +42,9 @@ if settings.existing_root is None:
     refuse_to_drop_an_adopted_root(applied)
     refuse_an_expired_root(last_outputs.get("rootNotAfter"), rotating=rotation is not None)
     generations = next_generations(applied, wanted_phase, same_key=same_key)
+    warn_of_changed_root_settings(
+        last_outputs.get("rootSettings"), root_settings_output(settings.root), rotation is not None
+    )
     root = RootCA("root", root_ca_args(settings.root, generations))
 else:
     generations = replace(next_generations(applied, wanted_phase, same_key=same_key), adopted=True)
@@ -96,6 +104,7 @@ pulumi.export("rootCertPem", root.signer.cert_pem)
 pulumi.export("rootNotAfter", root.not_after)
 pulumi.export("trustedRootsPem", root.trusted_root_pems.apply(pem_bundle))
 pulumi.export("rootGenerations", generations.to_output())
+pulumi.export("rootSettings", root_settings_output(settings.root))
 if isinstance(root, ExistingRoot) and adopted_from_cluster is not None:
     pulumi.export("adoptedRoot", {"fromCluster": adopted_from_cluster.cluster.name, "sha256": root.sha256})
 pulumi.export(

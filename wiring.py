@@ -130,3 +130,14 @@ def workload_certs_args(workload: WorkloadSettings, root: Root) -> WorkloadCerts
         workload_validity_days=workload.validity_days,
         workload_renew_before_hours=workload.renew_before_hours,
     )
+
+
+def root_settings_output(root: CertificateSettings) -> dict[str, object]:
+    """The root settings as a stack output, so the next run can tell when they changed."""
+    return {
+        "org": root.organization,
+        "commonName": root.common_name,
+        "days": root.validity_days,
+        "keyAlgorithm": root.key.algorithm,
+        "keySize": root.key.size,
+    }

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pulumi
+
 from components.validation import ConfigError
 
 PHASES = ("trust-both", "switch", "retire")
@@ -134,4 +136,15 @@ def refuse_to_drop_an_adopted_root(applied: RootGenerations) -> None:
         raise RotationError(
             "generation 1 is the root adopted with istio-ca:existingRoot and is still trusted: keep existingRoot "
             "in the config until a rotation has retired it (istio-ca:rootRotation.phase: retire)"
+        )
+
+
+def warn_of_changed_root_settings(last: Mapping[str, Any] | None, wanted: Mapping[str, Any], rotating: bool) -> None:
+    """A changed `root` setting never re-issues the root (that would break every workload's trust at
+    once); it applies to the next generation. Say so in the preview, where the change is made."""
+    if last and not rotating and dict(last) != dict(wanted):
+        changed = sorted(key for key in wanted if last.get(key) != wanted[key])
+        pulumi.log.warn(
+            f"istio-ca:root settings changed ({', '.join(changed)}): the current root is kept; they apply to "
+            "the next root generation, made by a rotation (istio-ca:rootRotation.phase: trust-both)"
         )

@@ -65,7 +65,14 @@ def test_stack_outputs_hold_certificates_and_dates() -> None:
 def test_no_private_key_in_any_plain_output() -> None:
     run = run_program(DEV_STACK)
     plain = {name: value for name, (value, secret) in run.outputs.items() if not secret}
-    assert plain.keys() == {"rootCertPem", "rootNotAfter", "trustedRootsPem", "rootGenerations", "clusters"}
+    assert plain.keys() == {
+        "rootCertPem",
+        "rootNotAfter",
+        "trustedRootsPem",
+        "rootGenerations",
+        "rootSettings",
+        "clusters",
+    }
     assert "PRIVATE KEY" not in json.dumps(plain)
 
 

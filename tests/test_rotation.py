@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pulumi
 import pytest
 
 from components.rotation import RootGenerations, RotationError, next_generations
@@ -120,3 +121,13 @@ def test_the_adopted_root_stays_in_the_config_until_it_is_retired() -> None:
     retired = RootGenerations(trusted=(2,), signing=2, phase="retire", adopted=True)
     run = run_program({"clusters": [{"name": "east"}]}, last_outputs={"rootGenerations": retired.to_output()})
     assert {r.name for r in run.recorder.of_type("tls:index/selfSignedCert:SelfSignedCert")} == {"root-g2-cert"}
+
+
+def test_changed_root_settings_keep_the_root_and_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
+    first = run_program({"clusters": [{"name": "east"}]})
+    last = {key: value for key, (value, _) in first.outputs.items()}
+    run_program({"clusters": [{"name": "east"}], "root": {"days": 7300, "org": "Acme"}}, last_outputs=last)
+    (message,) = [w for w in warnings if "istio-ca:root settings changed" in w]
+    assert message.startswith("istio-ca:root settings changed (days, org): the current root is kept")

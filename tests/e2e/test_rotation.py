@@ -246,3 +246,20 @@ def assert_every_intermediate_chains_to_a_trusted_root_in(
         (intermediate,) = load_certificates(files["ca-cert.pem"])
         intermediate.verify_directly_issued_by(issuer)
         assert files["cert-chain.pem"].endswith(issuer_pem)
+
+
+def test_a_changed_root_setting_keeps_the_root_and_everything_it_signed(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    namespace = "istio-root-settings"
+    workspace = namespaced_workspace(
+        pulumi_env, clusters, tmp_path_factory, namespace, root={"keyAlgorithm": "ECDSA"}, intermediate=FAST_KEYS
+    )
+    workspace.up()
+    before = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
+    workspace.write_config({**workspace.config(), "root": {"keyAlgorithm": "ECDSA", "days": 7300, "org": "Acme"}})
+    assert workspace.planned_changes() == {}  # no root re-issued, so no intermediate either
+    assert "istio-ca:root settings changed (days, org): the current root is kept" in workspace.run("preview").stdout
+    workspace.up()
+    assert {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()} == before
+    workspace.run("destroy", "--yes", "--skip-preview")

@@ -148,7 +148,14 @@ def test_openssl_verifies_each_intermediate_against_the_root(deployment: Deploym
 
 def test_stack_outputs_match_what_the_clusters_hold(deployment: Deployment) -> None:
     outputs = deployment.workspace.outputs()
-    assert set(outputs) == {"rootCertPem", "rootNotAfter", "trustedRootsPem", "rootGenerations", "clusters"}
+    assert set(outputs) == {
+        "rootCertPem",
+        "rootNotAfter",
+        "trustedRootsPem",
+        "rootGenerations",
+        "rootSettings",
+        "clusters",
+    }
     assert outputs["trustedRootsPem"] == outputs["rootCertPem"]
     assert outputs["rootGenerations"] == {
         "trusted": [1],
