@@ -86,8 +86,8 @@ class Issuer:
 class Root(Protocol):
     """A root of the mesh, generated (RootCA) or adopted (ExistingRoot).
 
-    What signs is kept apart from what is trusted: today one root does both, and the trust bundle
-    (`root-cert.pem`) holds only it; a root rotation trusts two roots while one signs.
+    What signs is kept apart from what is trusted: in the steady state one root does both and the
+    trust bundle (`root-cert.pem`) holds only it; during a rotation two roots are trusted while one signs.
     """
 
     @property
