@@ -4,14 +4,17 @@ Config -> settings (components/config.py) -> component arguments (wiring.py) -> 
 """
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 import pulumi
 
+from components.cacerts import stack_owner
 from components.cancellation import end_quietly_when_cancelled
 from components.certificate import Root, pem_bundle
 from components.cluster_ca import ClusterCA
+from components.cluster_trust import fingerprints, read_trust, recorded_roots
 from components.config import parse_settings
 from components.existing_root import ExistingRoot, recorded_sha256
 from components.expiry import refuse_an_expired_root, warn_of_due_certificates, warn_when_the_root_ends_first
@@ -19,12 +22,15 @@ from components.file_export import component_layout, export_when_applied, protec
 from components.root_ca import RootCA
 from components.rotation import (
     RootGenerations,
+    gate,
+    held_phase,
     next_generations,
     refuse_to_drop_an_adopted_root,
+    remind_to_apply_rendered_clusters,
     warn_of_changed_root_settings,
 )
 from components.settings import RootFromCluster
-from components.stack_config import read_last_outputs, read_secret_paths, read_stack_config
+from components.stack_config import read_last_outputs, read_last_resources, read_secret_paths, read_stack_config
 from components.workload_certs import WorkloadCerts
 from wiring import cluster_ca_args, existing_root_args, root_ca_args, root_settings_output, workload_certs_args
 
@@ -37,9 +43,25 @@ root: Root
 applied = RootGenerations.from_output(last_outputs.get("rootGenerations"))
 rotation = settings.root_rotation
 wanted_phase, same_key = (rotation.phase, rotation.same_key) if rotation else (None, False)
-adopted_from_cluster = settings.existing_root if isinstance(settings.existing_root, RootFromCluster) else None
 if settings.existing_root is None:
     refuse_to_drop_an_adopted_root(applied)
+if applied.rotating:
+    # Each phase waits for every cluster to hold the one before, as its cacerts shows (never this run's values).
+    resources = read_last_resources()
+    phase_gate = gate(
+        applied,
+        wanted_phase,
+        recorded_roots(resources, "root", applied.trusted),
+        read_trust(settings.clusters, resources, stack_owner()),
+        retire_after=timedelta(hours=rotation.retire_after_hours if rotation else 0),
+        now=datetime.now(UTC),
+    )
+    for line in phase_gate.waiting:
+        pulumi.log.warn(line)
+    wanted_phase = phase_gate.phase
+remind_to_apply_rendered_clusters(wanted_phase, [c.name for c in settings.clusters if c.render_directory is not None])
+adopted_from_cluster = settings.existing_root if isinstance(settings.existing_root, RootFromCluster) else None
+if settings.existing_root is None:
     refuse_an_expired_root(last_outputs.get("rootNotAfter"), rotating=rotation is not None)
     generations = next_generations(applied, wanted_phase, same_key=same_key)
     warn_of_changed_root_settings(
@@ -107,6 +129,7 @@ pulumi.export("rootGenerations", generations.to_output())
 pulumi.export("rootSettings", root_settings_output(settings.root))
 if isinstance(root, ExistingRoot) and adopted_from_cluster is not None:
     pulumi.export("adoptedRoot", {"fromCluster": adopted_from_cluster.cluster.name, "sha256": root.sha256})
+root_fingerprints = root.trusted_root_pems.apply(fingerprints)
 pulumi.export(
     "clusters",
     {
@@ -115,6 +138,10 @@ pulumi.export(
             "certChainPem": ca.cert_chain_pem,
             "notAfter": ca.not_after,
             "renewalWindowOpens": ca.renewal_opens,
+            # What its cacerts holds once written: a cluster that failed keeps its last recorded phase.
+            "rootPhase": pulumi.Output.all(ca.applied_roots, root_fingerprints).apply(
+                lambda held: held_phase(held[0], generations, held[1])
+            ),
         }
         for name, ca in clusters.items()
     },

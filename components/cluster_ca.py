@@ -2,13 +2,14 @@
 
 import base64
 from collections.abc import Sequence
-from typing import NotRequired
+from typing import Any, NotRequired
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import cacerts
 from components.certificate import IssuedCertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from components.cluster_trust import applied_roots
 from components.expiry import renewal_opens
 from components.outputs import published_files, register_declared_outputs
 from components.profiles import INTERMEDIATE_CA
@@ -61,6 +62,9 @@ class ClusterCA(pulumi.ComponentResource):
     """The `cacerts` Secret's files by name; always a Pulumi secret."""
     cacerts_uid: pulumi.Output[str]
     """The applied Secret's uid; resolves only once `cacerts` is written (or rendered)."""
+    applied_roots: pulumi.Output[dict[str, Any]]
+    """The written `cacerts` by SHA-256 fingerprints: `trusted`, the roots of `root-cert.pem`, and `issuer`,
+    the root its intermediate was issued under (what a root rotation reads)."""
 
     def __init__(self, name: str, args: ClusterCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("istio-ca:index:ClusterCA", name, None, opts)
@@ -138,6 +142,8 @@ class ClusterCA(pulumi.ComponentResource):
             ),
         )
         self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")
+        # Fingerprints and dates only: public, though read from the secret data.
+        self.applied_roots = pulumi.Output.unsecret(secret.data.apply(applied_roots))
         register_declared_outputs(self)
 
 

@@ -29,16 +29,18 @@ from components.config_schema import (
     KEY_ALGORITHMS,
     RENEW_AT_FRACTION,
     REPLACE_FOREIGN_CACERTS,
+    RETIRE_AFTER_HOURS,
+    RETIRE_AFTER_HOURS_MAX,
     ROOT_DEFAULTS,
     ROOT_KEYS,
     ROOT_ROTATION_KEYS,
+    ROOT_ROTATION_PHASES,
     STACK_KEYS,
     WORKLOAD_DEFAULTS,
     WORKLOAD_KEYS,
     ConfigPath,
 )
 from components.root_checks import RootError, check_root
-from components.rotation import PHASES
 from components.settings import (
     CertificateSettings,
     ClusterSettings,
@@ -168,9 +170,19 @@ def _root_rotation(value: Any) -> RootRotationSettings | None:
         raise ConfigError(f"{key} must be an object, e.g. {{phase: trust-both}}")
     validation.reject_unknown(value, ROOT_ROTATION_KEYS, key)
     phase = value.get("phase")
-    if phase not in PHASES:
-        raise ConfigError(f"{key}.phase: {phase!r} is not one of {list(PHASES)}, in that order")
-    return RootRotationSettings(phase=phase, same_key=validation.boolean(value.get("sameKey", False), f"{key}.sameKey"))
+    if phase not in ROOT_ROTATION_PHASES:
+        raise ConfigError(f"{key}.phase: {phase!r} is not one of {list(ROOT_ROTATION_PHASES)}, in that order")
+    retire_after = validation.whole_hours(
+        value.get("retireAfterHours", RETIRE_AFTER_HOURS),
+        f"{key}.retireAfterHours",
+        at_most=RETIRE_AFTER_HOURS_MAX,
+        what="istiod's longest workload certificate lifetime",
+    )
+    return RootRotationSettings(
+        phase=phase,
+        same_key=validation.boolean(value.get("sameKey", False), f"{key}.sameKey"),
+        retire_after_hours=retire_after,
+    )
 
 
 def _refuse_plain_private_keys(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath]) -> None:

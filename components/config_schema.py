@@ -79,7 +79,14 @@ STACK_KEYS = frozenset(
         "rootRotation",
     }
 )
-ROOT_ROTATION_KEYS = frozenset({"phase", "sameKey"})
+ROOT_ROTATION_PHASES = ("trust-both", "switch", "retire")
+"""The phases of a root rotation, in the order they are applied (components/rotation.py)."""
+ROOT_ROTATION_KEYS = frozenset({"phase", "sameKey", "retireAfterHours"})
+RETIRE_AFTER_HOURS = 24
+"""istiod's default workload certificate lifetime (DEFAULT_WORKLOAD_CERT_TTL): `retire` waits this long
+after the last cluster's intermediate moved to the new root."""
+RETIRE_AFTER_HOURS_MAX = 90 * 24
+"""istiod's longest workload certificate lifetime (MAX_WORKLOAD_CERT_TTL)."""
 
 ISTIOD_ROOT_SECRET = "istio-ca-secret"
 """Where `existingRoot.fromCluster` reads a root: only istiod's own Secret. This stack replaces the

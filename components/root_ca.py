@@ -103,12 +103,12 @@ def root_generations(
     made here, as `parent`'s children, with `args`' settings."""
     keys = {1: adopted.private_key_pem} if adopted is not None else {}
     for generation in generations:
-        number = generation["number"]
-        if generation["key_of"] == number and number not in keys:
-            key = private_key(
-                generation_name(name, number, "key"), args, parent=parent, ignore_changes=FIXED_KEY_INPUTS
-            )
-            keys[number] = pulumi.Output.secret(key.private_key_pem)
+        # A same-key renewal signs with an older generation's key: it stays while any trusted root uses it,
+        # under that generation's name, even once that generation's own certificate is retired.
+        owner = generation["key_of"]
+        if owner not in keys:
+            key = private_key(generation_name(name, owner, "key"), args, parent=parent, ignore_changes=FIXED_KEY_INPUTS)
+            keys[owner] = pulumi.Output.secret(key.private_key_pem)
     roots = {1: adopted} if adopted is not None else {}
     for generation in generations:
         number = generation["number"]

@@ -14,15 +14,18 @@ refused. After `retire`, removing `rootRotation` from the config is the steady s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import pulumi
 
+from components.cluster_trust import ClusterTrust
+from components.config_schema import ROOT_ROTATION_PHASES
 from components.validation import ConfigError
 
-PHASES = ("trust-both", "switch", "retire")
+PHASES = ROOT_ROTATION_PHASES
 
 
 class RotationError(ConfigError):
@@ -42,6 +45,11 @@ class RootGenerations:
     """A generation that re-uses an older generation's key (a same-key renewal), by number."""
     adopted: bool = False
     """Generation 1 is a root adopted with `existingRoot`, not one this stack made."""
+
+    @property
+    def rotating(self) -> bool:
+        """A rotation is half-way: some clusters may hold the phase before."""
+        return self.phase in ("trust-both", "switch")
 
     def key_generation(self, generation: int) -> int:
         return self.key_of.get(generation, generation)
@@ -75,13 +83,18 @@ def next_generations(applied: RootGenerations, wanted: str | None, same_key: boo
     old, new = applied.trusted[0], applied.trusted[-1]
     steady = applied.phase in (None, "retire")
     if wanted is None:
-        if steady:
+        if steady or applied.phase == "trust-both":
+            # From trust-both that is an abort: the old root alone again, the new generation leaves the state.
+            kept = applied.signing
             return RootGenerations(
-                trusted=(applied.signing,), signing=applied.signing, key_of=applied.key_of, adopted=applied.adopted
+                trusted=(kept,),
+                signing=kept,
+                key_of={g: k for g, k in applied.key_of.items() if g == kept},
+                adopted=applied.adopted,
             )
         raise RotationError(
             f"a root rotation is in phase {applied.phase!r}: set istio-ca:rootRotation.phase to go on "
-            f"({_after(applied.phase)!r}) or back one phase"
+            f"({_after(applied.phase)!r}), or back to 'trust-both' and then remove rootRotation to abort it"
         )
     if wanted not in PHASES:
         raise RotationError(f"istio-ca:rootRotation.phase: {wanted!r} is not one of {list(PHASES)}")
@@ -131,11 +144,146 @@ def _skip(applied: RootGenerations, wanted: str) -> RotationError:
 
 
 def refuse_to_drop_an_adopted_root(applied: RootGenerations) -> None:
-    """Without `existingRoot`, generation 1 would be a new root made here: refuse while the adopted one is trusted."""
+    """Without `existingRoot`, generation 1 would be a new root made here: refuse while the adopted one is
+    trusted, or while its key signs (a same-key renewal of it): that key was never in the state."""
     if applied.adopted and 1 in applied.trusted:
         raise RotationError(
             "generation 1 is the root adopted with istio-ca:existingRoot and is still trusted: keep existingRoot "
             "in the config until a rotation has retired it (istio-ca:rootRotation.phase: retire)"
+        )
+    if applied.adopted and any(applied.key_generation(g) == 1 for g in applied.trusted):
+        raise RotationError(
+            "the trusted root is a same-key renewal of the root adopted with istio-ca:existingRoot, whose key is "
+            "only in the config: keep existingRoot (its key signs) until a rotation to a new key has retired it"
+        )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The phase this run applies, which may stay behind the wanted one while a cluster catches up."""
+
+    phase: str | None
+    waiting: tuple[str, ...] = ()
+    """One line per cluster that holds the wanted phase back: which, why, and what to run."""
+
+
+def gate(
+    applied: RootGenerations,
+    wanted: str | None,
+    roots: Mapping[int, str],
+    clusters: Mapping[str, ClusterTrust],
+    retire_after: timedelta,
+    now: datetime,
+) -> Gate:
+    """The phase every cluster may be given now, from what each cluster's `cacerts` holds (`clusters`,
+    by name; `roots`: each generation's SHA-256 fingerprint as recorded).
+
+    `switch` waits until every cluster trusts the new root; `retire` until every intermediate is
+    signed by it and `retire_after` (the workload certificate lifetime) has passed since the last
+    cluster got it. A cluster behind is brought to the phase it missed, never past it, and the others
+    wait with it. An abort (no phase, from `trust-both`) is refused once a cluster signs under the new root.
+    """
+    next_generations(applied, wanted)  # a skipped phase is refused whatever the clusters hold
+    if not applied.rotating:
+        return Gate(wanted)
+    old, new = roots.get(applied.trusted[0]), roots.get(applied.trusted[-1])
+    held = {name: cluster_phase(trust.trusted, trust.issuer, old, new) for name, trust in clusters.items()}
+    known = {name: phase for name, phase in held.items() if phase is not None}
+    if wanted is None:
+        signing_new = sorted(name for name, phase in known.items() if _rank(phase) >= _rank("switch"))
+        if applied.phase == "trust-both" and signing_new:
+            raise RotationError(
+                f"cannot abort the root rotation: {', '.join(signing_new)} already sign(s) under the new root. "
+                "Set istio-ca:rootRotation.phase: trust-both and run `pulumi up` until every cluster signs under "
+                "the old root again, then remove rootRotation"
+            )
+        return Gate(None)
+    target = _rank(wanted)
+    for phase in known.values():
+        target = min(target, _rank(phase) + 1)
+    target = max(target, _rank("trust-both"))
+    phase = PHASES[target - 1]
+    waiting = tuple(
+        _waiting_line(name, known[name], wanted, phase, clusters[name].live)
+        for name in sorted(known)
+        if _rank(known[name]) + 1 < _rank(wanted)
+    )
+    if phase == "retire" and applied.phase == "switch":
+        _refuse_an_early_retire(clusters, new, retire_after, now)
+    return Gate(phase, waiting)
+
+
+def cluster_phase(trusted: Sequence[str], issuer: str | None, old: str | None, new: str | None) -> str | None:
+    """The rotation phase a cluster's `cacerts` holds, from the roots it trusts and its intermediate's issuer
+    (SHA-256 fingerprints): NOT_STARTED, a phase, or None for material that is neither root's (written by
+    someone else: the takeover guard judges it)."""
+    if old is not None and issuer == old:
+        return "trust-both" if new is not None and new in trusted else NOT_STARTED
+    if new is not None and issuer == new:
+        return "switch" if old is not None and old in trusted else "retire"
+    return None
+
+
+def held_phase(applied: Mapping[str, Any], generations: RootGenerations, roots: Sequence[str]) -> str:
+    """What a cluster's written `cacerts` (ClusterCA.applied_roots) holds, named after `generations`' phases;
+    `roots`: the fingerprints of the generations trusted, oldest first. `steady` outside a rotation,
+    `other` for material that fits no phase."""
+    trusted, issuer = applied.get("trusted") or [], applied.get("issuer")
+    if generations.rotating:
+        return cluster_phase(trusted, issuer, roots[0], roots[-1]) or OTHER
+    if issuer == roots[0] and list(trusted) == [roots[0]]:
+        return generations.phase or STEADY
+    if generations.phase == "retire" and issuer == roots[0]:
+        return "switch"  # still trusts the retired root too
+    return OTHER
+
+
+STEADY, OTHER = "steady", "other"
+NOT_STARTED = "not started"
+"""A cluster that trusts only the old root, which signs its intermediate."""
+
+
+def _rank(phase: str) -> int:
+    return 0 if phase == NOT_STARTED else PHASES.index(phase) + 1
+
+
+_HOLDS = {
+    NOT_STARTED: "trusts only the old root",
+    "trust-both": "still signs under the old root",
+    "switch": "still trusts the old root",
+}
+
+
+def _waiting_line(name: str, held: str, wanted: str, phase: str, live: bool) -> str:
+    missed = PHASES[_rank(held)]
+    if live:
+        then = f"this run brings it to {missed!r}; run `pulumi up` again after it"
+    else:
+        then = (
+            "it did not answer, so its last recorded cacerts counts: bring it back and run `pulumi up` (or, if it "
+            "is gone for good, remove it from istio-ca:clusters)"
+        )
+    return (
+        f"istio-ca:rootRotation.phase {wanted!r} waits for {name}, which has not applied {missed!r} (its cacerts "
+        f"{_HOLDS[held]}); every cluster stays at {phase!r} meanwhile: {then}"
+    )
+
+
+def _refuse_an_early_retire(
+    clusters: Mapping[str, ClusterTrust], new: str | None, retire_after: timedelta, now: datetime
+) -> None:
+    switched = [(trust.issued_at, name) for name, trust in clusters.items() if trust.issuer == new and trust.issued_at]
+    if not switched:
+        return
+    last_at, last = max(switched)
+    allowed, hours = last_at + retire_after, retire_after.total_seconds() / 3600
+    if now < allowed:
+        raise RotationError(
+            f"istio-ca:rootRotation.phase 'retire' waits until {allowed:%Y-%m-%dT%H:%MZ}: {last} got its intermediate "
+            f"from the new root at {last_at:%Y-%m-%dT%H:%MZ}, and its workloads may hold certificates from the old "
+            f"intermediate for up to istio-ca:rootRotation.retireAfterHours ({hours:g} h). "
+            "Retiring sooner would stop every peer trusting them. Run again then, or set retireAfterHours to the "
+            "longest workload certificate lifetime your istiod issues (0: retire now)"
         )
 
 
@@ -147,4 +295,25 @@ def warn_of_changed_root_settings(last: Mapping[str, Any] | None, wanted: Mappin
         pulumi.log.warn(
             f"istio-ca:root settings changed ({', '.join(changed)}): the current root is kept; they apply to "
             "the next root generation, made by a rotation (istio-ca:rootRotation.phase: trust-both)"
+        )
+
+
+_BEFORE_THE_NEXT = {
+    "trust-both": "its cacerts trusting both roots, and every proxy holding both (the istio-ca-root-cert "
+    "ConfigMap), before 'switch'",
+    "switch": "its cacerts with the intermediate from the new root, then the workload certificate lifetime "
+    "passed, before 'retire'",
+    "retire": "its cacerts trusting only the new root, before rootRotation is removed",
+}
+
+
+def remind_to_apply_rendered_clusters(phase: str | None, rendered: Sequence[str]) -> None:
+    """A rendered cluster's manifests are applied by someone else, so no phase can wait for it: say what must be
+    applied there before the next phase, in the preview where the phase is chosen."""
+    if phase is None or not rendered or not pulumi.runtime.is_dry_run():
+        return
+    for name in rendered:
+        pulumi.log.warn(
+            f"{name} is rendered, so the rotation cannot see what it holds: apply its manifests there, with "
+            f"{_BEFORE_THE_NEXT[phase]}"
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.config_schema import RETIRE_AFTER_HOURS
+
 
 @dataclass(frozen=True)
 class KeySettings:
@@ -90,6 +92,9 @@ class RootRotationSettings:
     phase: str
     same_key: bool = False
     """Re-issue the root certificate with the same key (a renewal), instead of a new key."""
+    retire_after_hours: int = RETIRE_AFTER_HOURS
+    """`retire` waits this long after the last cluster's intermediate moved to the new root: the longest
+    workload certificate lifetime, so no workload still holds one from the old intermediate."""
 
 
 @dataclass(frozen=True)

@@ -90,18 +90,28 @@ def read_last_outputs() -> dict[str, Any]:
     """This stack's outputs as its last run left them ({} before the first): what was issued before,
     which the program learns from nowhere else. Read before any resource, so it can decide which
     resources there are (the root generations)."""
+    return _read_checkpoint("pulumi:pulumi:readStackOutputs", "name")
+
+
+def read_last_resources() -> dict[str, Any]:
+    """Every resource of this stack as its state last recorded it, by URN: `{type, outputs}` ({} before
+    the first run). Unlike the stack outputs, a resource whose write failed keeps what it held before."""
+    return _read_checkpoint("pulumi:pulumi:readStackResourceOutputs", "stackName")
+
+
+def _read_checkpoint(token: str, argument: str) -> dict[str, Any]:
     this_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
     for attempt in range(1, CHECKPOINT_READ_ATTEMPTS):
         try:
-            return _stack_outputs(this_stack)
+            return _invoke_outputs(token, {argument: this_stack})
         except Exception as error:
             # During `up` the engine rewrites this very checkpoint; a read can meet it half-written.
             if "failed to load checkpoint" not in str(error):
                 raise
             time.sleep(0.1 * attempt)
-    return _stack_outputs(this_stack)
+    return _invoke_outputs(token, {argument: this_stack})
 
 
-def _stack_outputs(stack: str) -> dict[str, Any]:
-    result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": stack})
+def _invoke_outputs(token: str, args: dict[str, str]) -> dict[str, Any]:
+    result = pulumi.runtime.invoke(token, args)
     return dict((result.value or {}).get("outputs") or {})

@@ -71,6 +71,13 @@ def whole_days(value: Any, key: str, *, at_most: int) -> int:
     return value
 
 
+def whole_hours(value: Any, key: str, *, at_most: int, what: str) -> int:
+    """A number of hours from 0 to `at_most` (`what` says what that bound is)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= at_most:
+        raise ConfigError(f"{key} must be a whole number of hours from 0 to {at_most} ({what}), got {value!r}")
+    return value
+
+
 def positive_whole(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{key} must be a whole number from 1, got {value!r}")

@@ -55,7 +55,9 @@ class Recorder(Mocks):
     requests: dict[str, Any] = field(default_factory=dict)
     """The engine requests by resource name, for what MockResourceArgs leaves out."""
     last_outputs: dict[str, Any] = field(default_factory=dict)
-    """The stack's outputs of its last run, as its StackReference to itself reads them."""
+    """The stack's outputs of its last run, as the engine's readStackOutputs gives them."""
+    last_resources: dict[str, Any] = field(default_factory=dict)
+    """The stack's resources as its state recorded them, by URN, as readStackResourceOutputs gives them."""
     component_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """What each component passed to register_outputs, by name, secrets still marked."""
 
@@ -77,6 +79,8 @@ class Recorder(Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "pulumi:pulumi:readStackOutputs":  # the stack reading its own last outputs
             return {"name": args.args["name"], "outputs": self.last_outputs}, []
+        if args.token == "pulumi:pulumi:readStackResourceOutputs":
+            return {"name": args.args["stackName"], "outputs": self.last_resources}, []
         return {}, []
 
     def of_type(self, type_: str) -> list[Registration]:
@@ -132,12 +136,14 @@ def run_program(
     preview: bool = False,
     secret_keys: Sequence[str] = (),
     last_outputs: dict[str, Any] | None = None,
+    last_resources: dict[str, Any] | None = None,
 ) -> ProgramRun:
     """Run __main__.py with `istio-ca:` config under mocks (an update, or a preview); return what it did.
 
-    `last_outputs`: the stack's outputs of its previous run."""
+    `last_outputs`: the stack's outputs of its previous run; `last_resources`: its recorded resources."""
     recorder = use_mocks(preview)
     recorder.last_outputs = last_outputs or {}
+    recorder.last_resources = last_resources or {}
     pulumi.runtime.set_all_config(
         {f"istio-ca:{key}": json.dumps(value) for key, value in config.items()},
         secret_keys=[f"istio-ca:{key}" for key in secret_keys],

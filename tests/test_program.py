@@ -59,6 +59,7 @@ def test_stack_outputs_hold_certificates_and_dates() -> None:
         "certChainPem": fake_cert("cluster2-cert") + fake_cert("root-cert"),
         "notAfter": FAKE_NOT_AFTER,
         "renewalWindowOpens": "2035-05-02T16:00:00Z",  # 730 / 3 days = 243 d 8 h before 2036-01-01
+        "rootPhase": "other",  # the mocks' certificates do not parse; the e2e tests read real ones
     }
 
 
@@ -88,6 +89,7 @@ def test_components_register_their_outputs_with_keys_only_as_secrets() -> None:
         "renewal_opens",
         "cacerts",
         "cacerts_uid",
+        "applied_roots",
     }
     for component, outputs in registered.items():
         secret = {name for name, value in outputs.items() if unwrap_secret(value)[1]}
@@ -129,6 +131,7 @@ def test_components_can_be_served_as_a_component_package() -> None:
         "renewalOpens",
         "cacerts",
         "cacertsUid",
+        "appliedRoots",
     }
     assert root.inputs["rsaBits"].optional and not root.inputs["keyAlgorithm"].optional
     workload = result["component_definitions"]["WorkloadCerts"]

@@ -1,0 +1,154 @@
+"""What each cluster's `cacerts` holds, as far as a root rotation goes: the roots it trusts and the root
+that signed its intermediate.
+
+A root rotation may only move on once every cluster has applied the phase before, so what a cluster
+holds is read from where a failed run cannot fake it: the live Secret where the cluster answers, else
+the Secret's state as Pulumi last recorded it (a write that failed left it unchanged). Never from a
+value this run computes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from components import cacerts
+from components.kube_api import Unreachable
+from components.pem import sha256_fingerprint
+from components.root_ca import generation_name
+from components.settings import ClusterSettings
+
+SECRET_TYPE_TOKEN = "kubernetes:core/v1:Secret"
+ROOT_CERT_TYPE_TOKEN = "tls:index/selfSignedCert:SelfSignedCert"
+ADOPTED_ROOT_TYPE_TOKEN = "istio-ca:index:ExistingRoot"
+LIVE_READ_THREADS = 8
+
+
+@dataclass(frozen=True)
+class ClusterTrust:
+    """One cluster's `cacerts`, by SHA-256 fingerprints."""
+
+    trusted: tuple[str, ...]
+    """The roots of `root-cert.pem`, in order."""
+    issuer: str | None
+    """The root that signed `ca-cert.pem` (the one `cert-chain.pem` ends with); None if none of them did."""
+    issued_at: datetime | None
+    """The intermediate's NotBefore: when it was issued."""
+    live: bool
+    """Read from the cluster now; False: from the state Pulumi recorded, the cluster did not answer."""
+
+
+def trust_of(files: Mapping[str, str], live: bool) -> ClusterTrust | None:
+    """What a `cacerts` holding `files` trusts; None when it holds no intermediate that parses."""
+    roots = _certificates(files.get("root-cert.pem", ""))
+    intermediates = _certificates(files.get("ca-cert.pem", ""))
+    if not intermediates:
+        return None
+    intermediate = intermediates[0]
+    # Two generations of a same-key renewal both verify the intermediate: the chain names the one it was issued under.
+    candidates = _certificates(files.get("cert-chain.pem", ""))[1:][::-1] + roots
+    issuer = next((root for root in candidates if _signed(intermediate, root)), None)
+    return ClusterTrust(
+        trusted=tuple(sha256_fingerprint(root) for root in roots),
+        issuer=sha256_fingerprint(issuer) if issuer is not None else None,
+        issued_at=intermediate.not_valid_before_utc,
+        live=live,
+    )
+
+
+def applied_trust(data: Mapping[str, Any] | None) -> ClusterTrust | None:
+    """What a `cacerts` Secret whose `data` (base64 values) Pulumi applied holds."""
+    return trust_of(_decoded(data or {}), live=False)
+
+
+def applied_roots(data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """applied_trust's fingerprints, as a plain output: `trusted` (a list) and `issuer` (or None)."""
+    trust = applied_trust(data)
+    return {"trusted": list(trust.trusted), "issuer": trust.issuer} if trust else {"trusted": [], "issuer": None}
+
+
+def recorded_trust(resources: Mapping[str, Any], cluster: str) -> ClusterTrust | None:
+    """What the state recorded for the cluster's `cacerts` Secret (`<cluster>-cacerts`); None without one."""
+    for urn, resource in resources.items():
+        if resource.get("type") == SECRET_TYPE_TOKEN and urn.rsplit("::", 1)[-1] == f"{cluster}-cacerts":
+            return applied_trust((resource.get("outputs") or {}).get("data"))
+    return None
+
+
+def recorded_roots(resources: Mapping[str, Any], root_name: str, generations: Iterable[int]) -> dict[int, str]:
+    """Each generation's root as the state recorded it, by SHA-256 fingerprint: `<root>-cert` (or, for an
+    adopted generation 1, the ExistingRoot component's certificate) and `<root>-g<N>-cert`."""
+    by_name: dict[str, str] = {}
+    for urn, resource in resources.items():
+        outputs = resource.get("outputs") or {}
+        name = urn.rsplit("::", 1)[-1]
+        if resource.get("type") == ROOT_CERT_TYPE_TOKEN:
+            by_name[name] = outputs.get("certPem") or ""
+        elif resource.get("type") == ADOPTED_ROOT_TYPE_TOKEN and name == root_name:
+            by_name.setdefault(generation_name(root_name, 1, "cert"), outputs.get("cert_pem") or "")
+    found = {}
+    for generation in generations:
+        roots = _certificates(by_name.get(generation_name(root_name, generation, "cert"), ""))
+        if roots:
+            found[generation] = sha256_fingerprint(roots[0])
+    return found
+
+
+def read_trust(
+    clusters: Sequence[ClusterSettings], resources: Mapping[str, Any], owner: str
+) -> dict[str, ClusterTrust]:
+    """Each applied (not rendered) cluster's `cacerts`: live where its API server answers, else as
+    recorded. A cluster with neither (new, or never written) is left out. The reads run concurrently."""
+    applied = [cluster for cluster in clusters if cluster.kubeconfig is not None]
+
+    def one(cluster: ClusterSettings) -> ClusterTrust | None:
+        assert cluster.kubeconfig is not None
+        target = cacerts.Target(cluster.name, cluster.kubeconfig, cluster.context, cluster.namespace, owner)
+        try:
+            live = cacerts.read_live(target)
+        except Unreachable:
+            return recorded_trust(resources, cluster.name)
+        return trust_of(live.files, live=True) if live.exists else None
+
+    with ThreadPoolExecutor(max_workers=LIVE_READ_THREADS) as pool:
+        found = dict(zip((cluster.name for cluster in applied), pool.map(one, applied), strict=True))
+    return {name: trust for name, trust in found.items() if trust is not None}
+
+
+def fingerprints(pems: Sequence[str]) -> list[str]:
+    """The SHA-256 fingerprint of each PEM's first certificate, in order ("" for one that does not parse)."""
+    found = [_certificates(pem) for pem in pems]
+    return [sha256_fingerprint(certs[0]) if certs else "" for certs in found]
+
+
+def _decoded(data: Mapping[str, Any]) -> dict[str, str]:
+    files = {}
+    for name, value in data.items():
+        try:
+            files[name] = base64.b64decode(str(value)).decode(errors="replace")
+        except (binascii.Error, ValueError):
+            continue
+    return files
+
+
+def _certificates(pem: str) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        return []
+
+
+def _signed(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
