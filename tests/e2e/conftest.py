@@ -70,3 +70,16 @@ def clusters(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         for cluster in started.values():
             cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def three_clusters(
+    toolchain: Toolchain, clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, LocalCluster]]:
+    """The two clusters and a third, for the tests that take one down; each test leaves it up."""
+    third = start_cluster("cluster3", toolchain.bin, tmp_path_factory.mktemp("cluster3") / "cluster3")
+    try:
+        wait_ready(third)
+        yield {**clusters, "cluster3": third}
+    finally:
+        third.stop()

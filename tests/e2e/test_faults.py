@@ -10,30 +10,17 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
-from tests.e2e.pulumi_cli import Toolchain, Workspace
+from tests.e2e.local_cluster import LocalCluster
+from tests.e2e.pulumi_cli import Workspace
 from tests.e2e.stacks import CACERTS_KEYS, FAST_KEYS, namespaced_workspace
 from tests.x509_checks import load_certificates
 
 INTERRUPT_WAIT_SECONDS = 120
-
-
-@pytest.fixture(scope="module")
-def three_clusters(
-    toolchain: Toolchain, clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, LocalCluster]]:
-    third = start_cluster("cluster3", toolchain.bin, tmp_path_factory.mktemp("cluster3") / "cluster3")
-    try:
-        wait_ready(third)
-        yield {**clusters, "cluster3": third}
-    finally:
-        third.stop()
 
 
 def serials(clusters: dict[str, LocalCluster], namespace: str) -> dict[str, int]:

@@ -48,9 +48,9 @@ def apply_and_project(workspace: Workspace, istiod: Istiod) -> None:
     wait_for("istiod reloads its plugged-in CA", lambda: reloads(istiod) > before)
 
 
-def issue(istiod: Istiod, trusted: str) -> list[x509.Certificate]:
+def issue(istiod: Istiod, trusted: str, workloads: str = WORKLOADS) -> list[x509.Certificate]:
     """A workload certificate from istiod's CA service, over TLS trusting `trusted`: leaf, intermediate, roots."""
-    _, chain = istiod.workload_certificate(WORKLOADS, SERVICE_ACCOUNT, trusted.encode())
+    _, chain = istiod.workload_certificate(workloads, SERVICE_ACCOUNT, trusted.encode())
     return load_chain(chain)
 
 
@@ -127,7 +127,10 @@ def test_istiod_follows_a_root_rotation_phase_by_phase(
 
         def phase(name: str) -> dict[str, str]:
             config = workspace.config()
-            config["rootRotation"] = {"phase": name}
+            config["rootRotation"] = {
+                "phase": name,
+                "retireAfterHours": 0,
+            }  # retire at once: the test shows what it does
             workspace.write_config(config)
             apply_and_project(workspace, istiod)
             files = cluster.secret_data(namespace, "cacerts")
@@ -159,4 +162,44 @@ def test_istiod_follows_a_root_rotation_phase_by_phase(
         leaf = issue(istiod, retired["root-cert.pem"])
         assert openssl_verifies(tmp_path, pem(leaf[0]), pem(leaf[1]), istiod.published_root(WORKLOADS))
         assert not openssl_verifies(tmp_path, pem(old_leaf[0]), pem(old_leaf[1]), istiod.published_root(WORKLOADS))
+    workspace.run("destroy", "--yes", "--skip-preview")
+
+
+def test_istiod_takes_an_aborted_rotation_back_to_the_old_root(
+    pulumi_env: dict[str, str],
+    clusters: dict[str, LocalCluster],
+    toolchain: Toolchain,
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> None:
+    namespace, workloads = "istio-abort-istiod", "abort-workloads"
+    cluster = clusters["cluster1"]
+    workspace = namespaced_workspace(
+        pulumi_env, {"cluster1": cluster}, tmp_path_factory, namespace, root=FAST_KEYS, intermediate=FAST_KEYS
+    )
+    workspace.up()
+    first = cluster.secret_data(namespace, "cacerts")
+    settings = {"ISTIO_MULTIROOT_MESH": "true"}
+    with running_istiod(cluster, namespace, toolchain, tmp_path / "istiod", settings=settings) as istiod:
+        cluster.create_namespace(workloads)
+        old_leaf = issue(istiod, first["root-cert.pem"], workloads)
+
+        def rotation(config_value: dict[str, str] | None) -> dict[str, str]:
+            config = {key: value for key, value in workspace.config().items() if key != "rootRotation"}
+            workspace.write_config({**config, "rootRotation": config_value} if config_value else config)
+            apply_and_project(workspace, istiod)
+            files = cluster.secret_data(namespace, "cacerts")
+            wait_for("istiod publishes the bundle", lambda: istiod.published_root(workloads) == files["root-cert.pem"])
+            return files
+
+        both = rotation({"phase": "trust-both"})
+        assert len(load_certificates(both["root-cert.pem"])) == 2
+        # The abort: istiod takes the subset, the old root alone, and goes on signing with the same intermediate.
+        aborted = rotation(None)
+        assert aborted == first
+        leaf = issue(istiod, aborted["root-cert.pem"], workloads)
+        assert leaf[1] == load_certificates(first["ca-cert.pem"])[0]
+        for issued in (leaf, old_leaf):
+            assert openssl_verifies(tmp_path, pem(issued[0]), pem(issued[1]), istiod.published_root(workloads))
+        assert istiod.process is not None and istiod.process.poll() is None
     workspace.run("destroy", "--yes", "--skip-preview")

@@ -51,7 +51,7 @@ def phase(workspace: Workspace, wanted: str | None) -> None:
     config = workspace.config()
     config.pop("rootRotation", None)
     if wanted is not None:
-        config["rootRotation"] = {"phase": wanted}
+        config["rootRotation"] = {"phase": wanted, "retireAfterHours": 0}  # no workload holds an old certificate
     workspace.write_config(config)
 
 
@@ -177,7 +177,7 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
     workspace.run("destroy", "--yes", "--skip-preview")
 
 
-def test_a_same_key_root_renewal_keeps_every_intermediate_valid(
+def test_a_same_key_root_renewal_completes_and_keeps_every_intermediate_valid(
     pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     namespace = "istio-renew-root"
@@ -196,6 +196,31 @@ def test_a_same_key_root_renewal_keeps_every_intermediate_valid(
     assert renewed_root.serial_number != old_root.serial_number
     (intermediate,) = load_certificates(before["ca-cert.pem"])
     intermediate.verify_directly_issued_by(renewed_root)  # issued before, valid under the renewed root
+
+    # switch and retire: the renewed certificate alone is trusted; the key it shares stays in the state.
+    for phase in ("switch", "retire"):
+        config["rootRotation"] = {"phase": phase, "sameKey": True, "retireAfterHours": 0}
+        workspace.write_config(config)
+        workspace.up()
+        assert_every_intermediate_chains_to_a_trusted_root(clusters, namespace)
+    for cluster in clusters.values():
+        assert load_certificates(cluster.secret_data(namespace, "cacerts")["root-cert.pem"]) == [renewed_root]
+    intermediate.verify_directly_issued_by(renewed_root)
+    names = {urn.rsplit("::", 1)[-1] for urn in workspace.resources()}
+    assert {"root-key", "root-g2-cert"} <= names and not {"root-cert", "root-g2-key"} & names
+
+    # The steady state after it changes nothing, and goes on with the same key.
+    config.pop("rootRotation")
+    workspace.write_config(config)
+    workspace.run("preview", "--expect-no-changes")
+    workspace.up()
+    assert workspace.outputs()["rootGenerations"] == {
+        "trusted": [2],
+        "signing": 2,
+        "phase": None,
+        "keyOf": {"2": 1},
+        "adopted": False,
+    }
     workspace.run("destroy", "--yes", "--skip-preview")
 
 
@@ -214,7 +239,7 @@ def test_a_mesh_migrated_with_an_adopted_root_rotates_away_from_it(
 
     def phase(name: str) -> None:
         config = workspace.config()
-        config["rootRotation"] = {"phase": name}
+        config["rootRotation"] = {"phase": name, "retireAfterHours": 0}
         config["root"] = {"keyAlgorithm": "ECDSA"}  # the new root's settings
         workspace.write_config(config)
         workspace.up()
