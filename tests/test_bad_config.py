@@ -144,6 +144,21 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("rotation unknown", clusters(rootRotation={"phase": "retire", "gen": 2}), "rootRotation: unknown key(s) ['gen']"),
     (
+        "retire after negative",
+        clusters(rootRotation={"phase": "retire", "retireAfterHours": -1}),
+        "rootRotation.retireAfterHours must be a whole number of hours from 0 to 2160",
+    ),
+    (
+        "retire after text",
+        clusters(rootRotation={"phase": "retire", "retireAfterHours": "24h"}),
+        "rootRotation.retireAfterHours must be a whole number of hours",
+    ),
+    (
+        "retire after too long",
+        clusters(rootRotation={"phase": "retire", "retireAfterHours": 2161}),
+        "(istiod's longest workload certificate lifetime), got 2161",
+    ),
+    (
         "plain key",
         clusters(existingRoot={"certPem": ROOT_CERT, "keyPem": ROOT_KEY}),
         "keyPem holds a private key in plain",

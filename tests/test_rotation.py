@@ -8,7 +8,15 @@ import pulumi
 import pytest
 
 from components.cluster_trust import ClusterTrust
-from components.rotation import NOT_STARTED, Gate, RootGenerations, RotationError, gate, next_generations
+from components.rotation import (
+    NOT_STARTED,
+    Gate,
+    RootGenerations,
+    RotationError,
+    gate,
+    next_generations,
+    refuse_to_drop_an_adopted_root,
+)
 from components.validation import ConfigError
 from tests.program import fake_cert, run_program
 from tests.roots import make_root
@@ -254,3 +262,10 @@ def test_an_abort_is_refused_once_a_cluster_signs_under_the_new_root() -> None:
 def test_a_skipped_phase_is_refused_whatever_the_clusters_hold() -> None:
     with pytest.raises(RotationError, match="'retire' cannot follow trust-both"):
         gate(TRUST_BOTH, "retire", ROOTS, {"c1": holds("switch")}, DAY, NOW)
+
+
+def test_a_same_key_renewal_of_an_adopted_root_keeps_existing_root_while_its_key_signs() -> None:
+    renewed = RootGenerations(trusted=(2,), signing=2, phase="retire", key_of={2: 1}, adopted=True)
+    with pytest.raises(RotationError, match="keep existingRoot \\(its key signs\\)"):
+        refuse_to_drop_an_adopted_root(renewed)
+    refuse_to_drop_an_adopted_root(RootGenerations(trusted=(2,), signing=2, phase="retire", adopted=True))
