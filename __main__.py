@@ -14,7 +14,14 @@ from components.cacerts import stack_owner
 from components.cancellation import end_quietly_when_cancelled
 from components.certificate import Root, pem_bundle
 from components.cluster_ca import ClusterCA
-from components.cluster_trust import fingerprints, read_trust, recorded_roots
+from components.cluster_trust import (
+    fingerprint,
+    fingerprints,
+    read_live_cacerts,
+    recorded_roots,
+    refuse_to_re_root,
+    trust_by_cluster,
+)
 from components.config import parse_settings
 from components.existing_root import ExistingRoot, recorded_sha256
 from components.expiry import refuse_an_expired_root, warn_of_due_certificates, warn_when_the_root_ends_first
@@ -29,7 +36,7 @@ from components.rotation import (
     remind_to_apply_rendered_clusters,
     warn_of_changed_root_settings,
 )
-from components.settings import RootFromCluster
+from components.settings import RootFromCluster, RootFromConfig
 from components.stack_config import read_last_outputs, read_last_resources, read_secret_paths, read_stack_config
 from components.workload_certs import WorkloadCerts
 from wiring import cluster_ca_args, existing_root_args, root_ca_args, root_settings_output, workload_certs_args
@@ -45,14 +52,27 @@ rotation = settings.root_rotation
 wanted_phase, same_key = (rotation.phase, rotation.same_key) if rotation else (None, False)
 if settings.existing_root is None:
     refuse_to_drop_an_adopted_root(applied)
+# What each cluster's cacerts holds now, and what the state recorded, before any resource: the checks
+# below must stop a run before anything changes, with or without a preview.
+resources = read_last_resources()
+live_cacerts = read_live_cacerts(settings.clusters, stack_owner())
+recorded = recorded_roots(resources, "root", applied.trusted)
+known_roots = list(recorded.values())
+if isinstance(settings.existing_root, RootFromConfig):
+    known_roots.append(settings.existing_root.cert_pem)
+refuse_to_re_root(
+    settings.clusters,
+    live_cacerts,
+    None if isinstance(settings.existing_root, RootFromCluster) and not known_roots else known_roots,
+    stack_owner(),
+)
 if applied.rotating:
     # Each phase waits for every cluster to hold the one before, as its cacerts shows (never this run's values).
-    resources = read_last_resources()
     phase_gate = gate(
         applied,
         wanted_phase,
-        recorded_roots(resources, "root", applied.trusted),
-        read_trust(settings.clusters, resources, stack_owner()),
+        {generation: fingerprint(pem) for generation, pem in recorded.items()},
+        trust_by_cluster(live_cacerts, resources),
         retire_after=timedelta(hours=rotation.retire_after_hours if rotation else 0),
         now=datetime.now(UTC),
     )

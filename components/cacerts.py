@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -90,20 +90,31 @@ def read_live(target: Target) -> LiveCacerts:
     return LiveCacerts(exists=True, owner=annotations.get(OWNER_ANNOTATION), type=secret.type, files=files)
 
 
-def judge(target: Target, live: LiveCacerts, root_cert_pem: str | None, replace_foreign: bool) -> bool:
+def judge(target: Target, live: LiveCacerts, roots: Sequence[str] | None, replace_foreign: bool) -> bool:
     """Whether `live` must be taken over before writing; raises CacertsError where it must not be written.
 
-    `root_cert_pem` is this stack's root, or None while that root does not exist yet.
+    `roots`: the roots this stack trusts (PEM), [] when it has none yet, None when they cannot be told now.
     """
     where = f"{target.cluster}: Secret {target.namespace}/{SECRET_NAME}"
-    if not live.exists or live.owner == target.owner:
+    if not live.exists:
         return False
+    if live.owner == target.owner:
+        if roots is None or replace_foreign or shares_a_root(live, roots):
+            return False
+        raise CacertsError(
+            f"{where} was written by this stack, but holds a root the stack no longer has: {found_root(live)}. The "
+            "stack was destroyed, recreated or restored from an older backup since, and writing over it would re-root "
+            f"{target.cluster} and break mTLS between its workloads signed before and after. Either restore the "
+            "state that holds that root (`pulumi stack import --file <backup>`), or adopt the root if its key is "
+            f"still at hand (istio-ca:existingRoot), or replace it on purpose: set `{REPLACE_FOREIGN_CACERTS}: true` "
+            f"in {target.cluster}'s entry of istio-ca:clusters"
+        )
     if live.type != SECRET_TYPE:
         raise CacertsError(
             f"{where} has type {live.type!r}, not {SECRET_TYPE!r}, and a Secret's type cannot change. Check what "
             f"made it, then delete it (kubectl -n {target.namespace} delete secret {SECRET_NAME}) and run again"
         )
-    if chains_to(live, root_cert_pem) or replace_foreign:
+    if chains_to(live, roots or []) or replace_foreign:
         return True
     raise CacertsError(
         f"{where} was not written by this stack and holds another root: {found_root(live)}. Writing over it "
@@ -113,17 +124,26 @@ def judge(target: Target, live: LiveCacerts, root_cert_pem: str | None, replace_
     )
 
 
-def chains_to(live: LiveCacerts, root_cert_pem: str | None) -> bool:
-    """Whether the foreign intermediate was signed by this stack's root."""
+def shares_a_root(live: LiveCacerts, roots: Sequence[str]) -> bool:
+    """Whether the live bundle trusts one of `roots`; a bundle with no certificate has nothing to lose."""
+    held = _certificates(live.files.get("root-cert.pem", ""))
+    ours = [cert for pem in roots for cert in _certificates(pem)]
+    return not held or any(cert in ours for cert in held)
+
+
+def chains_to(live: LiveCacerts, roots: Sequence[str]) -> bool:
+    """Whether the foreign intermediate was signed by one of this stack's roots."""
     intermediate = _first_certificate(live.files.get("ca-cert.pem", ""))
-    if root_cert_pem is None or intermediate is None:
+    if intermediate is None:
         return False
-    root = x509.load_pem_x509_certificate(root_cert_pem.encode())
-    try:
-        intermediate.verify_directly_issued_by(root)
-    except (ValueError, TypeError, InvalidSignature):  # another issuer, key type or signature
-        return False
-    return True
+    for root_pem in roots:
+        for root in _certificates(root_pem):
+            try:
+                intermediate.verify_directly_issued_by(root)
+            except (ValueError, TypeError, InvalidSignature):  # another issuer, key type or signature
+                continue
+            return True
+    return False
 
 
 def found_root(live: LiveCacerts) -> str:
@@ -138,10 +158,15 @@ def found_root(live: LiveCacerts) -> str:
 
 
 def _first_certificate(pem: str) -> x509.Certificate | None:
+    certificates = _certificates(pem)
+    return certificates[0] if certificates else None
+
+
+def _certificates(pem: str) -> list[x509.Certificate]:
     try:
-        return x509.load_pem_x509_certificates(pem.encode())[0]
-    except (ValueError, IndexError):
-        return None
+        return x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        return []
 
 
 def take_over(target: Target, live: LiveCacerts) -> None:
@@ -159,13 +184,20 @@ def take_over(target: Target, live: LiveCacerts) -> None:
         )
 
 
-def guard(target: pulumi.Output[Target], root_cert_pem: pulumi.Input[str], replace_foreign: bool) -> pulumi.Output[str]:
+def guard(
+    target: pulumi.Output[Target],
+    root_cert_pem: pulumi.Input[str],
+    trusted_root_pems: pulumi.Input[Sequence[str]],
+    replace_foreign: bool,
+) -> pulumi.Output[str]:
     """Resolves once the cluster's `cacerts` may be written (taking a foreign one over on `up`); fails otherwise.
 
-    Runs during preview too, so a refusal shows before anything changes. A root that is still unknown
-    (about to be created) cannot have signed a foreign intermediate.
+    Runs during preview too, so a refusal shows before anything changes. Roots still unknown (about to
+    be created) cannot have signed a foreign intermediate; the program judged this stack's own
+    `cacerts` against the roots it recorded before any resource (`judge`).
     """
-    root = pulumi.Output.from_input(root_cert_pem)
+    signer = pulumi.Output.from_input(root_cert_pem)
+    trusted = pulumi.Output.from_input(trusted_root_pems)
 
     async def decide() -> str:
         where = await target.future()
@@ -178,8 +210,12 @@ def guard(target: pulumi.Output[Target], root_cert_pem: pulumi.Input[str], repla
                 "meanwhile, run `pulumi up --continue-on-error`; run `pulumi up` again once it is back"
             )
             return "unreachable"
-        root_pem = await root.future() if await root.is_known() else None
-        if not judge(where, live, root_pem, replace_foreign):
+        roots: list[str] | None = None
+        if await trusted.is_known():
+            roots = list(await trusted.future() or [])
+        elif await signer.is_known():
+            roots = [await signer.future() or ""]
+        if not judge(where, live, roots, replace_foreign):
             return "owned" if live.exists else "absent"
         if pulumi.runtime.is_dry_run():
             pulumi.log.info(f"{where.cluster}: a cacerts not written by this stack will be taken over in place")

@@ -121,7 +121,12 @@ class ClusterCA(pulumi.ComponentResource):
                 context=args.get("context"),
                 namespace=args["namespace"],
             ).apply(lambda where: cacerts.Target(**where, owner=owner))
-            approval = cacerts.guard(target, args["issuer_cert_pem"], args.get("replace_foreign_cacerts", False))
+            approval = cacerts.guard(
+                target,
+                args["issuer_cert_pem"],
+                pulumi.Output.from_input(args["trusted_root_pems"]).apply(lambda roots: [str(pem) for pem in roots]),
+                args.get("replace_foreign_cacerts", False),
+            )
             data = pulumi.Output.all(approval, self.cacerts).apply(lambda values: values[1])
         secret = k8s.core.v1.Secret(
             f"{name}-cacerts",

@@ -84,8 +84,8 @@ def recorded_trust(resources: Mapping[str, Any], cluster: str) -> ClusterTrust |
 
 
 def recorded_roots(resources: Mapping[str, Any], root_name: str, generations: Iterable[int]) -> dict[int, str]:
-    """Each generation's root as the state recorded it, by SHA-256 fingerprint: `<root>-cert` (or, for an
-    adopted generation 1, the ExistingRoot component's certificate) and `<root>-g<N>-cert`."""
+    """Each generation's root certificate (PEM) as the state recorded it: `<root>-cert` (or, for an adopted
+    generation 1, the ExistingRoot component's certificate) and `<root>-g<N>-cert`."""
     by_name: dict[str, str] = {}
     for urn, resource in resources.items():
         outputs = resource.get("outputs") or {}
@@ -96,37 +96,71 @@ def recorded_roots(resources: Mapping[str, Any], root_name: str, generations: It
             by_name.setdefault(generation_name(root_name, 1, "cert"), outputs.get("cert_pem") or "")
     found = {}
     for generation in generations:
-        roots = _certificates(by_name.get(generation_name(root_name, generation, "cert"), ""))
-        if roots:
-            found[generation] = sha256_fingerprint(roots[0])
+        pem = by_name.get(generation_name(root_name, generation, "cert"), "")
+        if _certificates(pem):
+            found[generation] = pem
     return found
 
 
-def read_trust(
-    clusters: Sequence[ClusterSettings], resources: Mapping[str, Any], owner: str
-) -> dict[str, ClusterTrust]:
-    """Each applied (not rendered) cluster's `cacerts`: live where its API server answers, else as
-    recorded. A cluster with neither (new, or never written) is left out. The reads run concurrently."""
+def read_live_cacerts(clusters: Sequence[ClusterSettings], owner: str) -> dict[str, cacerts.LiveCacerts | None]:
+    """Each applied (not rendered) cluster's `cacerts` as it is now, by name; None where the API server
+    does not answer. The reads run concurrently."""
     applied = [cluster for cluster in clusters if cluster.kubeconfig is not None]
 
-    def one(cluster: ClusterSettings) -> ClusterTrust | None:
-        assert cluster.kubeconfig is not None
-        target = cacerts.Target(cluster.name, cluster.kubeconfig, cluster.context, cluster.namespace, owner)
+    def one(cluster: ClusterSettings) -> cacerts.LiveCacerts | None:
         try:
-            live = cacerts.read_live(target)
+            return cacerts.read_live(target_of(cluster, owner))
         except Unreachable:
-            return recorded_trust(resources, cluster.name)
-        return trust_of(live.files, live=True) if live.exists else None
+            return None
 
     with ThreadPoolExecutor(max_workers=LIVE_READ_THREADS) as pool:
-        found = dict(zip((cluster.name for cluster in applied), pool.map(one, applied), strict=True))
+        return dict(zip((cluster.name for cluster in applied), pool.map(one, applied), strict=True))
+
+
+def target_of(cluster: ClusterSettings, owner: str) -> cacerts.Target:
+    assert cluster.kubeconfig is not None
+    return cacerts.Target(cluster.name, cluster.kubeconfig, cluster.context, cluster.namespace, owner)
+
+
+def trust_by_cluster(
+    live: Mapping[str, cacerts.LiveCacerts | None], resources: Mapping[str, Any]
+) -> dict[str, ClusterTrust]:
+    """What each cluster's `cacerts` holds: live where its API server answered, else as recorded. A
+    cluster with neither (new, or never written) is left out."""
+    found = {name: _trust(name, now, resources) for name, now in live.items()}
     return {name: trust for name, trust in found.items() if trust is not None}
+
+
+def _trust(name: str, live: cacerts.LiveCacerts | None, resources: Mapping[str, Any]) -> ClusterTrust | None:
+    if live is None:
+        return recorded_trust(resources, name)
+    return trust_of(live.files, live=True) if live.exists else None
+
+
+def refuse_to_re_root(
+    clusters: Sequence[ClusterSettings],
+    live: Mapping[str, cacerts.LiveCacerts | None],
+    roots: Sequence[str] | None,
+    owner: str,
+) -> None:
+    """Before any resource: a `cacerts` this stack wrote that trusts none of the roots it holds now
+    (`roots`, PEM; None when they cannot be told) is from the stack's earlier life (destroyed,
+    recreated, restored from an old backup): writing over it would re-root that cluster."""
+    for cluster in clusters:
+        now = live.get(cluster.name)
+        if now is not None and now.owner == owner:
+            cacerts.judge(target_of(cluster, owner), now, roots, cluster.replace_foreign_cacerts)
+
+
+def fingerprint(pem: str) -> str:
+    """The SHA-256 fingerprint of the PEM's first certificate ("" when it holds none that parses)."""
+    certificates = _certificates(pem)
+    return sha256_fingerprint(certificates[0]) if certificates else ""
 
 
 def fingerprints(pems: Sequence[str]) -> list[str]:
     """The SHA-256 fingerprint of each PEM's first certificate, in order ("" for one that does not parse)."""
-    found = [_certificates(pem) for pem in pems]
-    return [sha256_fingerprint(certs[0]) if certs else "" for certs in found]
+    return [fingerprint(pem) for pem in pems]
 
 
 def _decoded(data: Mapping[str, Any]) -> dict[str, str]:

@@ -83,7 +83,7 @@ def test_the_recorded_secret_and_roots_are_found_by_their_names() -> None:
     recorded = recorded_trust(resources, "east")
     assert recorded is not None and not recorded.live and recorded.issuer == fingerprint(root)
     assert recorded_trust(resources, "eas") is None and recorded_trust(resources, "west") is None
-    assert recorded_roots(resources, "root", (1, 2, 3)) == {1: fingerprint(root), 2: fingerprint(second)}
+    assert recorded_roots(resources, "root", (1, 2, 3)) == {1: root, 2: second}
 
 
 def test_an_adopted_root_is_recorded_by_its_component() -> None:
@@ -94,4 +94,4 @@ def test_an_adopted_root_is_recorded_by_its_component() -> None:
             "outputs": {"cert_pem": adopted},
         }
     }
-    assert recorded_roots(resources, "root", (1,)) == {1: fingerprint(adopted)}
+    assert recorded_roots(resources, "root", (1,)) == {1: adopted}
