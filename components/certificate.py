@@ -45,6 +45,7 @@ def private_key(
     parent: pulumi.Resource,
     generation: int = 1,
     ignore_changes: list[str] | None = None,
+    protect: bool = False,
 ) -> tls.PrivateKey:
     """A key held only in Pulumi state, where every PEM output is a secret; a new `generation` replaces it."""
     return tls.PrivateKey(
@@ -58,6 +59,7 @@ def private_key(
             # value for before, so keys made before this option existed stay.
             replacement_trigger=generation,
             ignore_changes=ignore_changes,
+            protect=protect,
             additional_secret_outputs=["private_key_pem", "private_key_openssh", "private_key_pem_pkcs8"],
         ),
     )

@@ -103,17 +103,18 @@ class ExistingRoot(pulumi.ComponentResource):
         self.sha256 = pulumi.Output.unsecret(checked.apply(lambda root: root.sha256))
         self.private_key_pem = pulumi.Output.secret(key_pem)
         generations = args.get("generations", [RootGenerationArgs(number=1, key_of=1)])
+        signing = args.get("signing_generation", 1)
         adopted = RootGeneration(
             cert_pem=self.cert_pem, private_key_pem=self.private_key_pem, not_after=adopted_not_after
         )
         if len(generations) > 1 or generations[0]["number"] != 1:
             if "new_roots" not in args:
                 raise RootError("rotating away from an adopted root needs the new roots' settings (new_roots)")
-            self._roots = root_generations(self, name, args["new_roots"], generations, adopted)
+            self._roots = root_generations(self, name, args["new_roots"], generations, signing, adopted)
         else:
             self._roots = {1: adopted}
         self._trusted = [g["number"] for g in generations]
-        self._signing = args.get("signing_generation", 1)
+        self._signing = signing
         self.not_after = self._roots[self._signing].not_after
         register_declared_outputs(self)
 

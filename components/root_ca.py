@@ -70,8 +70,9 @@ class RootCA(pulumi.ComponentResource):
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=aliases)),
         )
         generations = args.get("generations", [RootGenerationArgs(number=1, key_of=1)])
-        roots = root_generations(self, name, args, generations)
-        signer = roots[args.get("signing_generation", generations[0]["number"])]
+        signing = args.get("signing_generation", generations[0]["number"])
+        roots = root_generations(self, name, args, generations, signing)
+        signer = roots[signing]
         self.cert_pem = signer.cert_pem
         self.private_key_pem = signer.private_key_pem
         self.not_after = signer.not_after
@@ -97,17 +98,30 @@ def root_generations(
     name: str,
     args: CertificateArgs,
     generations: Sequence[RootGenerationArgs],
+    signing: int,
     adopted: RootGeneration | None = None,
 ) -> dict[int, RootGeneration]:
     """Each generation's root, by number: generation 1 is `adopted` when given, every other one is
-    made here, as `parent`'s children, with `args`' settings."""
+    made here, as `parent`'s children, with `args`' settings.
+
+    The signing generation's key and certificate are protected: `pulumi destroy` (or a careless state
+    edit) must never delete the only key that every retained `cacerts` chains to. A generation that
+    does not sign is not: a rotation retires it, an abort removes it.
+    """
+    signing_key = next((g["key_of"] for g in generations if g["number"] == signing), signing)
     keys = {1: adopted.private_key_pem} if adopted is not None else {}
     for generation in generations:
         # A same-key renewal signs with an older generation's key: it stays while any trusted root uses it,
         # under that generation's name, even once that generation's own certificate is retired.
         owner = generation["key_of"]
         if owner not in keys:
-            key = private_key(generation_name(name, owner, "key"), args, parent=parent, ignore_changes=FIXED_KEY_INPUTS)
+            key = private_key(
+                generation_name(name, owner, "key"),
+                args,
+                parent=parent,
+                ignore_changes=FIXED_KEY_INPUTS,
+                protect=owner == signing_key,
+            )
             keys[owner] = pulumi.Output.secret(key.private_key_pem)
     roots = {1: adopted} if adopted is not None else {}
     for generation in generations:
@@ -121,7 +135,7 @@ def root_generations(
             subject=tls.SelfSignedCertSubjectArgs(**subject(args)),
             validity_period_hours=validity_hours(args["validity_days"]),
             **extensions(ROOT_CA, self_signed=True),
-            opts=pulumi.ResourceOptions(parent=parent, ignore_changes=FIXED_CERT_INPUTS),
+            opts=pulumi.ResourceOptions(parent=parent, ignore_changes=FIXED_CERT_INPUTS, protect=number == signing),
         )
         roots[number] = RootGeneration(
             cert_pem=cert.cert_pem, private_key_pem=key_pem, not_after=cert.validity_end_time

@@ -269,3 +269,33 @@ def test_a_same_key_renewal_of_an_adopted_root_keeps_existing_root_while_its_key
     with pytest.raises(RotationError, match="keep existingRoot \\(its key signs\\)"):
         refuse_to_drop_an_adopted_root(renewed)
     refuse_to_drop_an_adopted_root(RootGenerations(trusted=(2,), signing=2, phase="retire", adopted=True))
+
+
+@pytest.mark.parametrize(
+    ("applied", "wanted", "protected", "released"),
+    [
+        (None, None, {"root-key", "root-cert"}, set()),
+        (STEADY, "trust-both", {"root-key", "root-cert"}, {"root-g2-key", "root-g2-cert"}),  # abort may remove it
+        (TRUST_BOTH, "switch", {"root-g2-key", "root-g2-cert"}, {"root-key", "root-cert"}),  # retire removes it
+        (RETIRE, None, {"root-g2-key", "root-g2-cert"}, set()),
+    ],
+    ids=["steady", "trust both", "switch", "after"],
+)
+def test_the_signing_roots_key_and_certificate_are_protected(
+    applied: RootGenerations | None, wanted: str | None, protected: set[str], released: set[str]
+) -> None:
+    config: dict[str, object] = {"clusters": [{"name": "east"}]}
+    if wanted is not None:
+        config["rootRotation"] = {"phase": wanted}
+    last = {"rootGenerations": applied.to_output()} if applied else None
+    requests = run_program(config, last_outputs=last).recorder.requests
+    roots = {name for name in requests if name.startswith("root-")}
+    assert roots == protected | released
+    assert {name for name in roots if requests[name].protect} == protected
+
+
+def test_a_same_key_renewal_keeps_the_shared_key_protected_after_retire() -> None:
+    renewed = RootGenerations(trusted=(2,), signing=2, phase="retire", key_of={2: 1})
+    requests = run_program({"clusters": [{"name": "east"}]}, last_outputs={"rootGenerations": renewed.to_output()})
+    roots = {name: request.protect for name, request in requests.recorder.requests.items() if name.startswith("root-")}
+    assert roots == {"root-key": True, "root-g2-cert": True}

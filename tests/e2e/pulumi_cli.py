@@ -123,6 +123,11 @@ class Workspace:
     def up(self) -> subprocess.CompletedProcess[str]:
         return self.run("up", "--yes", "--skip-preview")
 
+    def destroy(self) -> None:
+        """What the README says: release the roots' protection on purpose, then destroy (cacerts stay)."""
+        self.run("state", "unprotect", "--all", "--yes")
+        self.run("destroy", "--yes", "--skip-preview")
+
     def preview_steps(self, *args: str) -> dict[str, str]:
         """Planned operation per resource name, from `pulumi preview --json`."""
         result = self.run("preview", "--json", "--diff", *args)

@@ -79,7 +79,7 @@ def test_adopts_istiods_self_signed_root_from_istio_ca_secret(
     assert (workspace.history_length(), workspace.resources()) == (history, resources)  # stopped in preview
     assert_signed_by(workspace, clusters, namespace, root_cert)  # the clusters keep the old root
 
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
     assert clusters["cluster1"].secret(namespace, "istio-ca-secret") is not None  # read, never owned
 
 
@@ -119,7 +119,7 @@ def test_adopts_the_makefiles_root_as_the_readme_says(
     (makefile_intermediate,) = load_certificates((makefile / "ca-cert.pem").read_text())
     makefile_intermediate.verify_directly_issued_by(load_certificates(root_cert)[0])
     workspace.run("preview", "--expect-no-changes")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_refuses_the_makefiles_cluster_intermediate_as_a_root(

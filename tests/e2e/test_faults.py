@@ -76,7 +76,7 @@ def test_a_cluster_that_is_down_fails_alone_and_converges_when_back(
     assert_complete_and_valid(three_clusters, namespace)
     assert serials(up, namespace) == before  # the others are not re-issued
     workspace.run("preview", "--expect-no-changes")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def start_up(workspace: Workspace) -> subprocess.Popen[str]:
@@ -131,7 +131,7 @@ def test_an_interrupted_up_converges_with_the_readme_recovery_commands(
     pending = json.loads(workspace.export())["deployment"].get("pending_operations") or []
     assert pending == []
     workspace.run("preview", "--expect-no-changes")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_a_cacerts_deleted_or_edited_by_hand_is_restored(
@@ -153,7 +153,7 @@ def test_a_cacerts_deleted_or_edited_by_hand_is_restored(
     assert workspace.planned_changes("--refresh") == {"cluster1-cacerts": "update"}
     workspace.run("up", "--yes", "--skip-preview", "--refresh")
     assert cluster.secret_data(namespace, "cacerts") == written
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_twenty_clusters_stay_unchanged_over_three_runs(
@@ -177,7 +177,7 @@ def test_twenty_clusters_stay_unchanged_over_three_runs(
     for _ in range(3):
         workspace.run("up", "--yes", "--skip-preview", "--expect-no-changes")
     assert workspace.resources() == before
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_cacerts_outlives_its_cluster_entry_and_destroy_unless_asked(
@@ -194,13 +194,13 @@ def test_cacerts_outlives_its_cluster_entry_and_destroy_unless_asked(
     workspace.up()
     assert clusters["cluster2"].secret(namespace, "cacerts") == kept  # removed from config, kept in the cluster
 
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
     assert clusters["cluster1"].secret(namespace, "cacerts") is not None
 
     # Deleting is an explicit opt-in, set (and applied) before the cluster goes.
     config["retainCacerts"] = False
     workspace.write_config(config)
     workspace.up()
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
     assert clusters["cluster1"].secret(namespace, "cacerts") is None
     assert clusters["cluster1"].namespace_exists(namespace)

@@ -74,7 +74,7 @@ def test_exported_files_match_the_secrets_and_follow_the_config(
     assert (export / "cluster1" / "ca-cert.pem").read_text() == clusters["cluster1"].secret_data(NAMESPACE, "cacerts")[
         "ca-cert.pem"
     ]
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_nothing_is_exported_until_every_cacerts_is_applied(
@@ -103,4 +103,4 @@ def test_nothing_is_exported_until_every_cacerts_is_applied(
     workspace.up()
     assert sorted(p.name for p in export.iterdir()) == [".gitignore", MANIFEST, "cluster1", "cluster2", "root-cert.pem"]
     assert mode(export) == 0o700
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()

@@ -97,7 +97,7 @@ def test_istiod_reloads_a_renewed_intermediate_without_a_restart(
         # The certificate issued before still verifies against the root istiod publishes.
         published = istiod.published_root(WORKLOADS)
         assert openssl_verifies(tmp_path, pem(before[0]), pem(before[1]), published)
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_istiod_follows_a_root_rotation_phase_by_phase(
@@ -162,7 +162,7 @@ def test_istiod_follows_a_root_rotation_phase_by_phase(
         leaf = issue(istiod, retired["root-cert.pem"])
         assert openssl_verifies(tmp_path, pem(leaf[0]), pem(leaf[1]), istiod.published_root(WORKLOADS))
         assert not openssl_verifies(tmp_path, pem(old_leaf[0]), pem(old_leaf[1]), istiod.published_root(WORKLOADS))
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_istiod_takes_an_aborted_rotation_back_to_the_old_root(
@@ -202,4 +202,4 @@ def test_istiod_takes_an_aborted_rotation_back_to_the_old_root(
         for issued in (leaf, old_leaf):
             assert openssl_verifies(tmp_path, pem(issued[0]), pem(issued[1]), istiod.published_root(workloads))
         assert istiod.process is not None and istiod.process.poll() is None
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()

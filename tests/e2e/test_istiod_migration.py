@@ -140,5 +140,5 @@ def test_istiod_moves_from_its_self_signed_root_to_our_intermediates_under_the_s
     assert istiod.process is None
 
     # 5. destroy leaves istiod's own root where it was: it was read, never owned.
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
     assert cluster1.secret_data(NAMESPACE, "istio-ca-secret")["ca-cert.pem"] == self_signed_root_pem

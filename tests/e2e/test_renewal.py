@@ -41,7 +41,7 @@ def test_stacks_made_before_renewal_windows_upgrade_without_a_new_certificate(
     workspace.up()
     assert {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()} == before
     workspace.run("preview", "--expect-no-changes")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_an_intermediate_inside_its_window_is_renewed_in_place_and_nothing_else_moves(
@@ -75,7 +75,7 @@ def test_an_intermediate_inside_its_window_is_renewed_in_place_and_nothing_else_
     assert clusters["cluster2"].secret(namespace, "cacerts") == before["cluster2"]  # byte-identical, same version
     outputs = workspace.outputs()["clusters"]
     assert outputs["cluster1"]["renewalWindowOpens"][:19] == renewed.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_a_new_key_generation_re_keys_only_that_cluster(
@@ -98,7 +98,7 @@ def test_a_new_key_generation_re_keys_only_that_cluster(
     assert_chains_to_the_root(clusters["cluster2"], namespace)
     assert clusters["cluster1"].secret_data(namespace, "cacerts") == old["cluster1"]
     workspace.run("preview", "--expect-no-changes")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_a_vm_workload_certificate_inside_its_window_is_renewed(

@@ -174,7 +174,7 @@ def test_a_root_rotates_in_three_phases_and_trust_holds_at_every_step(
         "keyOf": {},
         "adopted": False,
     }
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_a_same_key_root_renewal_completes_and_keeps_every_intermediate_valid(
@@ -221,7 +221,7 @@ def test_a_same_key_root_renewal_completes_and_keeps_every_intermediate_valid(
         "keyOf": {"2": 1},
         "adopted": False,
     }
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_a_mesh_migrated_with_an_adopted_root_rotates_away_from_it(
@@ -266,7 +266,7 @@ def test_a_mesh_migrated_with_an_adopted_root_rotates_away_from_it(
     workspace.run("preview", "--expect-no-changes")
     for cluster in clusters.values():
         assert cluster.secret_data(namespace, "cacerts")["root-cert.pem"] == new_root
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_a_changed_root_setting_keeps_the_root_and_everything_it_signed(
@@ -283,4 +283,4 @@ def test_a_changed_root_setting_keeps_the_root_and_everything_it_signed(
     assert "istio-ca:root settings changed (days, org): the current root is kept" in workspace.run("preview").stdout
     workspace.up()
     assert {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()} == before
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()

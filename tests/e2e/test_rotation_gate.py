@@ -164,7 +164,7 @@ def test_each_phase_waits_for_a_cluster_that_was_down_and_it_catches_up_one_phas
     workspace.run("preview", "--expect-no-changes")
     workspace.up()
     assert root_phases(workspace) == dict.fromkeys(("cluster1", "cluster2", "cluster3"), "steady")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_a_cluster_removed_mid_rotation_no_longer_blocks_one_added_gets_the_phase_and_an_abort_restores_the_old_root(
@@ -233,7 +233,7 @@ def test_a_cluster_removed_mid_rotation_no_longer_blocks_one_added_gets_the_phas
         '{"trusted": [1], "signing": 1, "phase": null, "keyOf": {}, "adopted": false}'
     )
     workspace.run("preview", "--expect-no-changes")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_an_abort_is_refused_once_a_cluster_signs_under_the_new_root(
@@ -252,4 +252,4 @@ def test_an_abort_is_refused_once_a_cluster_signs_under_the_new_root(
     refused = workspace.run("preview", check=False)
     assert refused.returncode != 0
     assert "back to 'trust-both' and then remove rootRotation to abort it" in " ".join(refused.stdout.split())
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()

@@ -59,7 +59,7 @@ def test_the_makefiles_cacerts_is_taken_over_in_place_once_its_root_is_adopted(
     intermediate.verify_directly_issued_by(root)
     assert files["ca-cert.pem"] != (makefile / "ca-cert.pem").read_text()
     workspace.run("preview", "--expect-no-changes")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_a_foreign_cacerts_with_another_root_is_refused_until_the_cluster_opts_in(
@@ -98,7 +98,7 @@ def test_a_foreign_cacerts_with_another_root_is_refused_until_the_cluster_opts_i
     assert files["root-cert.pem"] == clusters["cluster1"].secret_data(namespace, "cacerts")["root-cert.pem"]
     assert files["root-cert.pem"] != (makefile / "root-cert.pem").read_text()
     workspace.run("preview", "--expect-no-changes")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_a_cacerts_of_another_type_is_refused(

@@ -205,7 +205,7 @@ def test_changing_one_cluster_reissues_only_its_intermediate_and_updates_its_sec
     assert cluster1_after["data"]["root-cert.pem"] == cluster1_before["data"]["root-cert.pem"]
     (intermediate,) = load_certificates(clusters["cluster1"].secret_data(namespace, "cacerts")["ca-cert.pem"])
     assert (intermediate.not_valid_after_utc - intermediate.not_valid_before_utc).days == 365
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
 
 
 def test_no_private_key_in_cli_output_or_plain_state(deployment: Deployment) -> None:
@@ -232,7 +232,7 @@ def test_destroy_keeps_the_secrets_and_a_created_namespace(
     workspace.write_config(config)
     workspace.up()
     written = {name: cluster.secret_data("mesh-created", "cacerts") for name, cluster in clusters.items()}
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
     for name, cluster in clusters.items():
         assert cluster.namespace_exists("mesh-created")
         assert cluster.secret_data("mesh-created", "cacerts") == written[name]
@@ -273,4 +273,4 @@ def test_ecdsa_root_and_intermediates_on_both_curves(
         )
         check_key_matches(intermediate, files["ca-key.pem"])
     workspace.run("preview", "--expect-no-changes")
-    workspace.run("destroy", "--yes", "--skip-preview")
+    workspace.destroy()
