@@ -364,5 +364,6 @@ def _renew_before_hours(values: Mapping[str, Any], days: int, key: str) -> int:
     """`renewBeforeDays`, in hours; by default the last third of the lifetime."""
     if "renewBeforeDays" not in values:
         return round(days * HOURS_PER_DAY * (1 - RENEW_AT_FRACTION))
-    renew_before = validation.whole_days(values["renewBeforeDays"], f"{key}.renewBeforeDays", at_most=days)
+    # 0 would renew only after the end; the whole lifetime would re-issue on every run.
+    renew_before = validation.days_within(values["renewBeforeDays"], f"{key}.renewBeforeDays", lifetime=days)
     return renew_before * HOURS_PER_DAY

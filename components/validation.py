@@ -64,10 +64,14 @@ def positive_days(value: Any, key: str) -> int:
     return value
 
 
-def whole_days(value: Any, key: str, *, at_most: int) -> int:
-    """A number of days from 0 to `at_most`."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= at_most:
-        raise ConfigError(f"{key} must be a whole number of days from 0 to {at_most} (the lifetime), got {value!r}")
+def days_within(value: Any, key: str, *, lifetime: int) -> int:
+    """A number of days inside a certificate's lifetime: at least 1, shorter than `lifetime`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < lifetime:
+        allowed = f"from 1 to {lifetime - 1}" if lifetime > 1 else "none for a 1-day certificate (leave it out)"
+        raise ConfigError(
+            f"{key} must be a whole number of days shorter than the lifetime ({lifetime} days): {allowed}, "
+            f"got {value!r}"
+        )
     return value
 
 

@@ -78,9 +78,27 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     (
         "renewal longer than the life",
         clusters(intermediate={"days": 90, "renewBeforeDays": 91}),
-        "istio-ca:intermediate.renewBeforeDays must be a whole number of days from 0 to 90 (the lifetime), got 91",
+        "istio-ca:intermediate.renewBeforeDays must be a whole number of days shorter than the lifetime (90 days): "
+        "from 1 to 89, got 91",
     ),
     ("renewal as text", clusters({"name": "a", "intermediate": {"renewBeforeDays": "30"}}), "renewBeforeDays must be"),
+    (
+        "renewal the whole life",
+        clusters({"name": "a", "intermediate": {"days": 90, "renewBeforeDays": 90}}),
+        "istio-ca:clusters[0].intermediate.renewBeforeDays must be a whole number of days shorter than the lifetime",
+    ),
+    (
+        "renewal never",
+        clusters(intermediate={"renewBeforeDays": 0}),
+        "istio-ca:intermediate.renewBeforeDays must be a whole number of days shorter than the lifetime (730 days): "
+        "from 1 to 729, got 0",
+    ),
+    (
+        "workload renewal of a 1-day certificate",
+        clusters(workloads=[{"namespace": "vm", "days": 1, "renewBeforeDays": 1}]),
+        "istio-ca:workloads[0].renewBeforeDays must be a whole number of days shorter than the lifetime (1 days): "
+        "none for a 1-day certificate (leave it out)",
+    ),
     (
         "root renewal window",
         clusters(root={"renewBeforeDays": 30}),

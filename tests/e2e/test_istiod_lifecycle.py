@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from tests.e2e.istiod import Istiod, load_chain, running_istiod
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Toolchain, Workspace
-from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
+from tests.e2e.stacks import FAST_KEYS, age_certificates, namespaced_workspace
 from tests.x509_checks import load_certificates, openssl_verifies
 
 WORKLOADS = "lifecycle-workloads"
@@ -82,9 +82,7 @@ def test_istiod_reloads_a_renewed_intermediate_without_a_restart(
         before = issue(istiod, old["root-cert.pem"])
         assert before[1] == load_certificates(old["ca-cert.pem"])[0]
 
-        config = workspace.config()
-        config["intermediate"]["renewBeforeDays"] = 2  # inside the window now
-        workspace.write_config(config)
+        age_certificates(workspace, 20, "cluster1")  # a day later: inside the window
         apply_and_project(workspace, istiod)
 
         renewed = cluster.secret_data(namespace, "cacerts")

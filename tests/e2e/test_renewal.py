@@ -6,7 +6,7 @@ import pytest
 
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace, new_workspace
-from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
+from tests.e2e.stacks import FAST_KEYS, age_certificates, namespaced_workspace
 from tests.x509_checks import load_certificates
 
 
@@ -24,26 +24,6 @@ def assert_chains_to_the_root(cluster: LocalCluster, namespace: str) -> None:
     assert load_certificates(files["cert-chain.pem"]) == [intermediate, root]
 
 
-def test_stacks_made_before_renewal_windows_upgrade_without_a_new_certificate(
-    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """`renewBeforeDays: 0` issues exactly what earlier versions did (no early renewal input)."""
-    namespace = "istio-upgrade"
-    workspace = namespaced_workspace(
-        pulumi_env, clusters, tmp_path_factory, namespace, intermediate={**FAST_KEYS, "renewBeforeDays": 0}
-    )
-    workspace.up()
-    before = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
-    workspace.write_config({**workspace.config(), "intermediate": FAST_KEYS})  # the default window
-    assert set(workspace.planned_changes().values()) <= {"update"}, (
-        workspace.planned_changes()
-    )  # no certificate replaced
-    workspace.up()
-    assert {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()} == before
-    workspace.run("preview", "--expect-no-changes")
-    workspace.destroy()
-
-
 def test_an_intermediate_inside_its_window_is_renewed_in_place_and_nothing_else_moves(
     pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -55,8 +35,8 @@ def test_an_intermediate_inside_its_window_is_renewed_in_place_and_nothing_else_
     before = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
     old = clusters["cluster1"].secret_data(namespace, "cacerts")
 
-    # Two days of life, renewed in the last two: cluster1's intermediate is inside its window now.
-    set_cluster(workspace, 0, intermediate={"renewBeforeDays": 2})
+    # A day later: cluster1's intermediate is inside its window (its last day).
+    age_certificates(workspace, 20, "cluster1")
     assert workspace.planned_changes() == {"cluster1-cert": "replace", "cluster1-cacerts": "update"}
     preview = workspace.run("preview")
     assert "the intermediate CA of cluster1 is inside its renewal window" in preview.stdout
@@ -105,16 +85,17 @@ def test_a_vm_workload_certificate_inside_its_window_is_renewed(
     pulumi_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     workspace = new_workspace(tmp_path_factory.mktemp("vm-renewal") / "project", "vmrenewal", pulumi_env)
-    # A one-day leaf renewed in its last day: inside its window from the start.
+    # A one-day leaf renewed in the last third of its life (the default): 16 hours later it is due.
     workspace.write_config(
         {
             "clusters": [{"name": "cluster1"}],
             "intermediate": FAST_KEYS,
-            "workloads": [{"namespace": "vm-apps", "days": 1, "renewBeforeDays": 1}],
+            "workloads": [{"namespace": "vm-apps", "days": 1}],
         }
     )
     workspace.up()
     before = workspace.outputs()["workloads"]["vm-apps"]
+    age_certificates(workspace, 7, "vm-apps")
     assert workspace.planned_changes() == {"vm-apps-cert": "replace"}
     workspace.up()
     after = workspace.outputs()["workloads"]["vm-apps"]
