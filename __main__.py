@@ -22,7 +22,7 @@ from components.cluster_trust import (
     refuse_to_re_root,
     trust_by_cluster,
 )
-from components.config import parse_settings
+from components.config import parse_settings, refuse_a_lowered_key_generation
 from components.existing_root import ExistingRoot, recorded_sha256
 from components.expiry import refuse_an_expired_root, warn_of_due_certificates, warn_when_the_root_ends_first
 from components.file_export import component_layout, export_when_applied, protect_directory
@@ -32,6 +32,7 @@ from components.rotation import (
     gate,
     held_phase,
     next_generations,
+    refuse_a_changed_rotation,
     refuse_to_drop_an_adopted_root,
     remind_to_apply_rendered_clusters,
     warn_of_changed_root_settings,
@@ -52,6 +53,13 @@ rotation = settings.root_rotation
 wanted_phase, same_key = (rotation.phase, rotation.same_key) if rotation else (None, False)
 if settings.existing_root is None:
     refuse_to_drop_an_adopted_root(applied)
+refuse_a_changed_rotation(
+    applied,
+    rotation.same_key if rotation else None,
+    last_outputs.get("rootSettings"),
+    root_settings_output(settings.root),
+)
+refuse_a_lowered_key_generation(last_outputs.get("clusters"), settings.clusters)
 # What each cluster's cacerts holds now, and what the state recorded, before any resource: the checks
 # below must stop a run before anything changes, with or without a preview.
 resources = read_last_resources()
@@ -150,6 +158,7 @@ pulumi.export("rootSettings", root_settings_output(settings.root))
 if isinstance(root, ExistingRoot) and adopted_from_cluster is not None:
     pulumi.export("adoptedRoot", {"fromCluster": adopted_from_cluster.cluster.name, "sha256": root.sha256})
 root_fingerprints = root.trusted_root_pems.apply(fingerprints)
+cluster_settings = {cluster.name: cluster for cluster in settings.clusters}
 pulumi.export(
     "clusters",
     {
@@ -158,6 +167,7 @@ pulumi.export(
             "certChainPem": ca.cert_chain_pem,
             "notAfter": ca.not_after,
             "renewalWindowOpens": ca.renewal_opens,
+            "keyGeneration": cluster_settings[name].key_generation,
             # What its cacerts holds once written: a cluster that failed keeps its last recorded phase.
             "rootPhase": pulumi.Output.all(ca.applied_roots, root_fingerprints).apply(
                 lambda held: held_phase(held[0], generations, held[1])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -183,6 +183,22 @@ def _root_rotation(value: Any) -> RootRotationSettings | None:
         same_key=validation.boolean(value.get("sameKey", False), f"{key}.sameKey"),
         retire_after_hours=retire_after,
     )
+
+
+def refuse_a_lowered_key_generation(
+    last_clusters: Mapping[str, Any] | None, clusters: Sequence[ClusterSettings]
+) -> None:
+    """A key generation only goes up: a lower one would not bring the old key back, only hide that it was replaced."""
+    for index, cluster in enumerate(clusters):
+        recorded = ((last_clusters or {}).get(cluster.name) or {}).get("keyGeneration")
+        if not isinstance(recorded, int | float):  # outputs come back as JSON numbers
+            continue
+        last = int(recorded)
+        if cluster.key_generation < last:
+            raise ConfigError(
+                f"{CONFIG_PREFIX}:clusters[{index}].keyGeneration is {cluster.key_generation}, lower than the "
+                f"{last} the last run applied: only raise it (to {last + 1} for a new key)"
+            )
 
 
 def _refuse_plain_private_keys(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath]) -> None:

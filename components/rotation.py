@@ -287,6 +287,36 @@ def _refuse_an_early_retire(
         )
 
 
+def refuse_a_changed_rotation(
+    applied: RootGenerations,
+    same_key: bool | None,
+    last_settings: Mapping[str, Any] | None,
+    settings: Mapping[str, Any],
+) -> None:
+    """Once `trust-both` is applied, the new root exists: a changed `sameKey` or `root` setting cannot apply
+    to it, and a root made anew would give istiod a bundle that is neither a superset nor a subset of the
+    one it has. `same_key`: the wanted setting, None without a rotation (an abort changes nothing made)."""
+    if not applied.rotating or same_key is None:
+        return
+    way_out = (
+        "abort first (remove istio-ca:rootRotation while in 'trust-both'), then start a new rotation "
+        "with 'trust-both' and the settings you want"
+    )
+    made_same_key = applied.trusted[-1] in applied.key_of
+    if same_key != made_same_key:
+        made = "with the old root's key" if made_same_key else "with a new key"
+        raise RotationError(
+            f"istio-ca:rootRotation.sameKey is {str(same_key).lower()}, but the new root was made {made} when "
+            f"'trust-both' was applied; it cannot change now: {way_out}"
+        )
+    if last_settings and dict(last_settings) != dict(settings):
+        changed = sorted(key for key in settings if last_settings.get(key) != settings[key])
+        raise RotationError(
+            f"istio-ca:root settings changed ({', '.join(changed)}) after 'trust-both' made the new root with the "
+            f"old ones; they cannot apply to it now: restore them, or {way_out}"
+        )
+
+
 def warn_of_changed_root_settings(last: Mapping[str, Any] | None, wanted: Mapping[str, Any], rotating: bool) -> None:
     """A changed `root` setting never re-issues the root (that would break every workload's trust at
     once); it applies to the next generation. Say so in the preview, where the change is made."""

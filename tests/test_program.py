@@ -59,6 +59,7 @@ def test_stack_outputs_hold_certificates_and_dates() -> None:
         "certChainPem": fake_cert("cluster2-cert") + fake_cert("root-cert"),
         "notAfter": FAKE_NOT_AFTER,
         "renewalWindowOpens": "2035-05-02T16:00:00Z",  # 730 / 3 days = 243 d 8 h before 2036-01-01
+        "keyGeneration": 1,
         "rootPhase": "other",  # the mocks' certificates do not parse; the e2e tests read real ones
     }
 

@@ -15,6 +15,7 @@ from components.rotation import (
     RotationError,
     gate,
     next_generations,
+    refuse_a_changed_rotation,
     refuse_to_drop_an_adopted_root,
 )
 from components.validation import ConfigError
@@ -299,3 +300,41 @@ def test_a_same_key_renewal_keeps_the_shared_key_protected_after_retire() -> Non
     requests = run_program({"clusters": [{"name": "east"}]}, last_outputs={"rootGenerations": renewed.to_output()})
     roots = {name: request.protect for name, request in requests.recorder.requests.items() if name.startswith("root-")}
     assert roots == {"root-key": True, "root-g2-cert": True}
+
+
+ROOT_SETTINGS = {"org": "cluster.local", "commonName": "Root CA", "days": 3650, "keyAlgorithm": "RSA", "keySize": 4096}
+
+
+@pytest.mark.parametrize(
+    ("applied", "same_key", "settings", "message"),
+    [
+        (TRUST_BOTH, True, ROOT_SETTINGS, "rootRotation.sameKey is true, but the new root was made with a new key"),
+        (
+            RootGenerations(trusted=(1, 2), signing=2, phase="switch", key_of={2: 1}),
+            False,
+            ROOT_SETTINGS,
+            "sameKey is false, but the new root was made with the old root's key when 'trust-both' was applied",
+        ),
+        (TRUST_BOTH, False, {**ROOT_SETTINGS, "days": 7300}, r"istio-ca:root settings changed \(days\) after"),
+    ],
+    ids=["same key set late", "same key dropped", "root settings"],
+)
+def test_rotation_settings_changed_after_trust_both_are_refused_with_the_way_out(
+    applied: RootGenerations, same_key: bool, settings: dict[str, object], message: str
+) -> None:
+    with pytest.raises(RotationError, match=message) as error:
+        refuse_a_changed_rotation(applied, same_key, ROOT_SETTINGS, settings)
+    assert "abort first (remove istio-ca:rootRotation while in 'trust-both')" in str(error.value)
+
+
+def test_unchanged_rotation_settings_an_abort_or_the_steady_state_pass() -> None:
+    refuse_a_changed_rotation(TRUST_BOTH, False, ROOT_SETTINGS, ROOT_SETTINGS)
+    refuse_a_changed_rotation(TRUST_BOTH, None, ROOT_SETTINGS, {**ROOT_SETTINGS, "days": 1})  # an abort
+    refuse_a_changed_rotation(STEADY, True, ROOT_SETTINGS, {**ROOT_SETTINGS, "days": 1})  # the next rotation's
+
+
+def test_a_lowered_key_generation_is_refused() -> None:
+    last = {"rootGenerations": STEADY.to_output(), "clusters": {"east": {"keyGeneration": 3}}}
+    with pytest.raises(ConfigError, match=r"clusters\[0\].keyGeneration is 2, lower than the 3 the last run applied"):
+        run_program({"clusters": [{"name": "east", "keyGeneration": 2}]}, last_outputs=last)
+    run_program({"clusters": [{"name": "east", "keyGeneration": 3}]}, last_outputs=last)
