@@ -19,6 +19,7 @@ from components.cluster_trust import (
     fingerprints,
     read_live_cacerts,
     recorded_roots,
+    refuse_a_missing_namespace,
     refuse_to_re_root,
     trust_by_cluster,
 )
@@ -68,6 +69,7 @@ recorded = recorded_roots(resources, "root", applied.trusted)
 known_roots = list(recorded.values())
 if isinstance(settings.existing_root, RootFromConfig):
     known_roots.append(settings.existing_root.cert_pem)
+refuse_a_missing_namespace(settings.clusters, live_cacerts)
 refuse_to_re_root(
     settings.clusters,
     live_cacerts,

@@ -52,6 +52,8 @@ class LiveCacerts:
     """What a cluster's `cacerts` is now, as far as deciding whether to write it goes."""
 
     exists: bool
+    namespace_exists: bool = True
+    """False when the Istio namespace itself is missing (then the Secret is too)."""
     owner: str | None = None
     type: str | None = None
     files: Mapping[str, str] = field(default_factory=dict)
@@ -81,13 +83,23 @@ def read_live(target: Target) -> LiveCacerts:
             )
         except ApiException as error:
             if error.status == 404:
-                return LiveCacerts(exists=False)
+                return LiveCacerts(exists=False, namespace_exists=_namespace_exists(api, target.namespace))
             raise CacertsError(
                 f"{target.cluster}: cannot read Secret {target.namespace}/{SECRET_NAME}: {error.status} {error.reason}"
             ) from None
     annotations = (secret.metadata.annotations if secret.metadata else None) or {}
     files = {name: base64.b64decode(value).decode(errors="replace") for name, value in (secret.data or {}).items()}
     return LiveCacerts(exists=True, owner=annotations.get(OWNER_ANNOTATION), type=secret.type, files=files)
+
+
+def _namespace_exists(api: kube_client.ApiClient, namespace: str) -> bool:
+    try:
+        kube_client.CoreV1Api(api).read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
 
 
 def judge(target: Target, live: LiveCacerts, roots: Sequence[str] | None, replace_foreign: bool) -> bool:

@@ -152,6 +152,19 @@ def refuse_to_re_root(
             cacerts.judge(target_of(cluster, owner), now, roots, cluster.replace_foreign_cacerts)
 
 
+def refuse_a_missing_namespace(
+    clusters: Sequence[ClusterSettings], live: Mapping[str, cacerts.LiveCacerts | None]
+) -> None:
+    """Said in the preview, naming the cluster, rather than after a minute of retries in `up`."""
+    for index, cluster in enumerate(clusters):
+        now = live.get(cluster.name)
+        if now is not None and not now.namespace_exists and not cluster.create_namespace:
+            raise cacerts.CacertsError(
+                f"{cluster.name}: namespace {cluster.namespace} does not exist, so its cacerts cannot be written. "
+                f"Install Istio's namespace first, or set createNamespace: true in istio-ca:clusters[{index}]"
+            )
+
+
 def fingerprint(pem: str) -> str:
     """The SHA-256 fingerprint of the PEM's first certificate ("" when it holds none that parses)."""
     certificates = _certificates(pem)
