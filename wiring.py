@@ -12,6 +12,7 @@ from components.certificate import CertificateArgs, Root
 from components.cluster_ca import ClusterCAArgs
 from components.config_schema import CONFIG_PREFIX, ISTIOD_ROOT_SECRET
 from components.existing_root import ExistingRootArgs
+from components.kubeconfig import for_the_provider
 from components.root_ca import RootCAArgs, RootGenerationArgs
 from components.rotation import RootGenerations
 from components.settings import (
@@ -80,7 +81,7 @@ def existing_root_args(
         args["expected_sha256"] = expected
     cluster = existing.cluster
     assert cluster.kubeconfig is not None  # config.py refuses fromCluster for a rendered cluster
-    args["kubeconfig"] = cluster.kubeconfig
+    args["kubeconfig"] = provider_kubeconfig(cluster.kubeconfig)
     if cluster.context is not None:
         args["context"] = cluster.context
     args["namespace"] = cluster.namespace
@@ -106,7 +107,7 @@ def cluster_ca_args(cluster: ClusterSettings, root: Root) -> ClusterCAArgs:
         args["renew_before_hours"] = cluster.renew_before_hours
     args["key_generation"] = cluster.key_generation
     if cluster.kubeconfig is not None:
-        args["kubeconfig"] = cluster.kubeconfig
+        args["kubeconfig"] = provider_kubeconfig(cluster.kubeconfig)
     if cluster.context is not None:
         args["context"] = cluster.context
     if cluster.render_directory is not None:
@@ -130,6 +131,12 @@ def workload_certs_args(workload: WorkloadSettings, root: Root) -> WorkloadCerts
         workload_validity_days=workload.validity_days,
         workload_renew_before_hours=workload.renew_before_hours,
     )
+
+
+def provider_kubeconfig(path: str) -> pulumi.Input[str]:
+    """The kubeconfig path, or its contents with relative file paths resolved as kubectl does (a secret)."""
+    value = for_the_provider(path)
+    return value if value == path else pulumi.Output.secret(value)
 
 
 def root_settings_output(root: CertificateSettings) -> dict[str, object]:

@@ -40,6 +40,7 @@ from components.config_schema import (
     WORKLOAD_KEYS,
     ConfigPath,
 )
+from components.kubeconfig import kubeconfig_server
 from components.root_checks import RootError, check_root
 from components.settings import (
     CertificateSettings,
@@ -244,10 +245,20 @@ def _clusters(value: Any, defaults: _StackDefaults) -> tuple[ClusterSettings, ..
         raise ConfigError(f"{key} must be a non-empty list of clusters, e.g. [{{name: cluster1}}]")
     clusters = tuple(_cluster(entry, defaults, f"{key}[{index}]") for index, entry in enumerate(value))
     seen: set[str] = set()
+    targets: dict[tuple[str, str], str] = {}
     for cluster in clusters:
         if cluster.name in seen:
             raise ConfigError(f"{key}: cluster name {cluster.name!r} is used twice; names must be unique")
         seen.add(cluster.name)
+        if cluster.server is None:
+            continue
+        other = targets.setdefault((cluster.server, cluster.namespace), cluster.name)
+        if other != cluster.name:
+            raise ConfigError(
+                f"{key}: {other!r} and {cluster.name!r} both write Secret {cluster.namespace}/cacerts through the API "
+                f"server {cluster.server}: one cluster's Secret would hold only one intermediate. Give each cluster "
+                "one entry"
+            )
     return clusters
 
 
@@ -320,6 +331,7 @@ def _cluster(entry: Any, defaults: _StackDefaults, key: str) -> ClusterSettings:
         ),
         kubeconfig=None,
         context=None,
+        server=None,
         render_directory=None,
         retain_cacerts=validation.boolean(entry.get("retainCacerts", defaults.retain_cacerts), f"{key}.retainCacerts"),
         replace_foreign_cacerts=validation.boolean(
@@ -332,11 +344,12 @@ def _cluster(entry: Any, defaults: _StackDefaults, key: str) -> ClusterSettings:
         if context is not None:
             raise ConfigError(f"{key}.context is set but the cluster has no kubeconfig; set {key}.kubeconfig")
         return replace(settings, render_directory=os.path.join(defaults.render_directory, name))
-    path = _kubeconfig_path(kubeconfig, context, f"{key}.kubeconfig")
-    return replace(settings, kubeconfig=path, context=context)
+    path, server = _kubeconfig_path(kubeconfig, context, f"{key}.kubeconfig")
+    return replace(settings, kubeconfig=path, context=context, server=server)
 
 
-def _kubeconfig_path(value: str, context: str | None, key: str) -> str:
+def _kubeconfig_path(value: str, context: str | None, key: str) -> tuple[str, str | None]:
+    """The kubeconfig's absolute path, and the API server its context points at (None if it names none)."""
     path = os.path.abspath(os.path.expanduser(value))
     if not os.path.isfile(path):
         raise ConfigError(f"{key}: kubeconfig file {path} does not exist")
@@ -353,7 +366,7 @@ def _kubeconfig_path(value: str, context: str | None, key: str) -> str:
         raise ConfigError(f"{key}: {path} has no current-context; set the cluster's context (one of {contexts})")
     if wanted not in contexts:
         raise ConfigError(f"{key}: context {wanted!r} is not in {path}; it has {contexts}")
-    return path
+    return path, kubeconfig_server(document, wanted)
 
 
 def _certificate(values: Mapping[str, Any], given: Mapping[str, Any], key: str) -> CertificateSettings:

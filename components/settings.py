@@ -36,6 +36,8 @@ class ClusterSettings:
     create_namespace: bool
     kubeconfig: str | None
     context: str | None
+    server: str | None
+    """The API server its kubeconfig context points at; None when rendered."""
     render_directory: str | None
     """Where its manifests are written instead of applied; set exactly when there is no kubeconfig."""
     retain_cacerts: bool = True

@@ -125,13 +125,30 @@ def test_per_cluster_kubeconfig_overrides_the_stack_one(tmp_path: Path) -> None:
     assert [c.kubeconfig for c in settings.clusters] == [str(shared), str(own)]
 
 
+def test_two_entries_for_the_same_cluster_and_namespace_are_refused(tmp_path: Path) -> None:
+    shared = write_kubeconfig(tmp_path / "shared", contexts=["a", "b"], current="a")
+    copy = write_kubeconfig(tmp_path / "copy", contexts=["a"], current="a")  # another file, the same server
+    for second in ({"name": "two"}, {"name": "two", "kubeconfig": str(copy)}):
+        with pytest.raises(
+            ConfigError,
+            match=r"'one' and 'two' both write Secret istio-system/cacerts through the API "
+            r"server https://a.clusters.example:6443",
+        ):
+            parse_settings(with_clusters({"name": "one"}, second, kubeconfig=str(shared)))
+    # Another namespace, or another context's server: a cluster of its own.
+    parse_settings(
+        with_clusters({"name": "one"}, {"name": "two", "istioNamespace": "istio-two"}, kubeconfig=str(shared))
+    )
+    parse_settings(with_clusters({"name": "one"}, {"name": "two", "context": "b"}, kubeconfig=str(shared)))
+
+
 def write_kubeconfig(directory: Path, *, contexts: list[str], current: str | None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "kubeconfig"
     document: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": c, "cluster": {"server": "https://127.0.0.1:6443"}} for c in contexts],
+        "clusters": [{"name": c, "cluster": {"server": f"https://{c}.clusters.example:6443"}} for c in contexts],
         "users": [{"name": "admin", "user": {"token": "t"}}],
         "contexts": [{"name": c, "context": {"cluster": c, "user": "admin"}} for c in contexts],
     }
