@@ -14,6 +14,7 @@ from components.cacerts import stack_owner
 from components.cancellation import end_quietly_when_cancelled
 from components.certificate import Root, pem_bundle
 from components.cluster_ca import ClusterCA
+from components.cluster_renames import renamed_from
 from components.cluster_trust import (
     fingerprint,
     fingerprints,
@@ -31,7 +32,7 @@ from components.root_ca import RootCA
 from components.rotation import (
     RootGenerations,
     gate,
-    held_phase,
+    held_phase_output,
     next_generations,
     refuse_a_changed_rotation,
     refuse_to_drop_an_adopted_root,
@@ -76,13 +77,14 @@ refuse_to_re_root(
     None if isinstance(settings.existing_root, RootFromCluster) and not known_roots else known_roots,
     stack_owner(),
 )
+held_before = trust_by_cluster(live_cacerts, resources)
 if applied.rotating:
     # Each phase waits for every cluster to hold the one before, as its cacerts shows (never this run's values).
     phase_gate = gate(
         applied,
         wanted_phase,
         {generation: fingerprint(pem) for generation, pem in recorded.items()},
-        trust_by_cluster(live_cacerts, resources),
+        held_before,
         retire_after=timedelta(hours=rotation.retire_after_hours if rotation else 0),
         now=datetime.now(UTC),
     )
@@ -116,8 +118,13 @@ if not pulumi.runtime.is_dry_run():
     for cluster in settings.clusters:
         if cluster.render_directory is not None:
             protect_directory(Path(cluster.render_directory))
+renamed = renamed_from(settings.clusters, resources)
 clusters = {
-    cluster.name: ClusterCA(cluster.name, cluster_ca_args(cluster, root), opts=pulumi.ResourceOptions(parent=root))
+    cluster.name: ClusterCA(
+        cluster.name,
+        cluster_ca_args(cluster, root, renamed.get(cluster.name)),
+        opts=pulumi.ResourceOptions(parent=root),
+    )
     for cluster in settings.clusters
 }
 workloads = {
@@ -161,6 +168,7 @@ if isinstance(root, ExistingRoot) and adopted_from_cluster is not None:
     pulumi.export("adoptedRoot", {"fromCluster": adopted_from_cluster.cluster.name, "sha256": root.sha256})
 root_fingerprints = root.trusted_root_pems.apply(fingerprints)
 cluster_settings = {cluster.name: cluster for cluster in settings.clusters}
+
 pulumi.export(
     "clusters",
     {
@@ -171,9 +179,7 @@ pulumi.export(
             "renewalWindowOpens": ca.renewal_opens,
             "keyGeneration": cluster_settings[name].key_generation,
             # What its cacerts holds once written: a cluster that failed keeps its last recorded phase.
-            "rootPhase": pulumi.Output.all(ca.applied_roots, root_fingerprints).apply(
-                lambda held: held_phase(held[0], generations, held[1])
-            ),
+            "rootPhase": held_phase_output(ca.applied_roots, held_before.get(name), generations, root_fingerprints),
         }
         for name, ca in clusters.items()
     },

@@ -89,7 +89,8 @@ def existing_root_args(
     return args
 
 
-def cluster_ca_args(cluster: ClusterSettings, root: Root) -> ClusterCAArgs:
+def cluster_ca_args(cluster: ClusterSettings, root: Root, previous_name: str | None = None) -> ClusterCAArgs:
+    """`previous_name`: the entry's name before a rename (components/cluster_renames.py)."""
     args = ClusterCAArgs(
         # mypy's strict check wants ClusterCAArgs' optional keys in the ** item; they are set below.
         **certificate_args(cluster.intermediate),  # type: ignore[typeddict-item]
@@ -106,6 +107,8 @@ def cluster_ca_args(cluster: ClusterSettings, root: Root) -> ClusterCAArgs:
     if cluster.renew_before_hours:
         args["renew_before_hours"] = cluster.renew_before_hours
     args["key_generation"] = cluster.key_generation
+    if previous_name is not None:
+        args["previous_name"] = previous_name
     if cluster.kubeconfig is not None:
         args["kubeconfig"] = provider_kubeconfig(cluster.kubeconfig)
     if cluster.context is not None:

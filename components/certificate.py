@@ -1,6 +1,6 @@
 """What every certificate here is made of: its arguments, its key, its validity, its issuer."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, Protocol, TypedDict
 
@@ -46,6 +46,7 @@ def private_key(
     generation: int = 1,
     ignore_changes: list[str] | None = None,
     protect: bool = False,
+    aliases: list[pulumi.Input[pulumi.Alias]] | None = None,
 ) -> tls.PrivateKey:
     """A key held only in Pulumi state, where every PEM output is a secret; a new `generation` replaces it."""
     return tls.PrivateKey(
@@ -60,6 +61,7 @@ def private_key(
             replacement_trigger=generation,
             ignore_changes=ignore_changes,
             protect=protect,
+            aliases=aliases,
             additional_secret_outputs=["private_key_pem", "private_key_openssh", "private_key_pem_pkcs8"],
         ),
     )
@@ -124,15 +126,19 @@ def signed_certificate(
     parent: pulumi.Resource,
     dns_names: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
     uris: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+    aliases_of: Callable[[str], list[pulumi.Input[pulumi.Alias]] | None] = lambda part: None,
 ) -> SignedCertificate:
-    """A new key, its CSR, and the certificate the issuer signs with the profile's extensions."""
-    key = private_key(f"{name}-key", args, parent=parent, generation=args.get("key_generation", 1))
+    """A new key, its CSR, and the certificate the issuer signs with the profile's extensions.
+    `aliases_of(part)`: the names `key`, `csr` and `cert` had before the owner was renamed."""
+    key = private_key(
+        f"{name}-key", args, parent=parent, generation=args.get("key_generation", 1), aliases=aliases_of("key")
+    )
     csr = tls.CertRequest(
         f"{name}-csr",
         private_key_pem=key.private_key_pem,
         subject=tls.CertRequestSubjectArgs(**subject(args, locality=locality)),
         **subject_alt_names(profile, dns_names=dns_names, uris=uris),
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, aliases=aliases_of("csr")),
     )
     cert = tls.LocallySignedCert(
         f"{name}-cert",
@@ -142,7 +148,7 @@ def signed_certificate(
         validity_period_hours=validity_hours(args["validity_days"]),
         early_renewal_hours=args.get("renew_before_hours"),
         **extensions(profile, self_signed=False),
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, aliases=aliases_of("cert")),
     )
     return SignedCertificate(key=key, cert=cert)
 

@@ -40,6 +40,9 @@ class ClusterCAArgs(IssuedCertificateArgs):
     """Write manifests here instead of applying them; used when there is no kubeconfig."""
     replace_foreign_cacerts: NotRequired[bool]
     """Write over a `cacerts` this stack did not write even when it holds another root. Default: refuse."""
+    previous_name: NotRequired[str]
+    """The name this cluster's component had before a rename: its key, certificate, provider and
+    `cacerts` move to the new name (aliases) instead of being made anew and the old ones deleted."""
     retain_cacerts: NotRequired[bool]
     """Leave `cacerts` in the cluster when this component is deleted. Default: true, since an istiod
     restarting without it mints a new self-signed root."""
@@ -67,7 +70,15 @@ class ClusterCA(pulumi.ComponentResource):
     the root its intermediate was issued under (what a root rotation reads)."""
 
     def __init__(self, name: str, args: ClusterCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        previous = args.get("previous_name")
+        if previous is not None:
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=previous)]))
         super().__init__("istio-ca:index:ClusterCA", name, None, opts)
+
+        def was(part: str) -> list[pulumi.Input[pulumi.Alias]] | None:
+            """The child's name before a rename of this cluster, if it was renamed."""
+            return [pulumi.Alias(name=f"{previous}-{part}")] if previous is not None else None
+
         issued = signed_certificate(
             name,
             args=args,
@@ -76,6 +87,7 @@ class ClusterCA(pulumi.ComponentResource):
             dns_names=args["dns_names"],
             issuer=Issuer(cert_pem=args["issuer_cert_pem"], private_key_pem=args["issuer_private_key_pem"]),
             parent=self,
+            aliases_of=was,
         )
         key, cert = issued.key, issued.cert
         self.cert_pem = cert.cert_pem
@@ -100,7 +112,7 @@ class ClusterCA(pulumi.ComponentResource):
             # Without it a changed Secret is deleted and re-created, and an istiod
             # starting in between would find no `cacerts`.
             enable_secret_mutable=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, aliases=was("k8s")),
         )
         namespace_dependency: list[pulumi.Resource] = []
         if args.get("create_namespace", False):
@@ -109,7 +121,9 @@ class ClusterCA(pulumi.ComponentResource):
                     f"{name}-namespace",
                     metadata=k8s.meta.v1.ObjectMetaArgs(name=args["namespace"]),
                     # `pulumi destroy` must never take an Istio namespace with it.
-                    opts=pulumi.ResourceOptions(parent=self, provider=provider, retain_on_delete=True),
+                    opts=pulumi.ResourceOptions(
+                        parent=self, provider=provider, retain_on_delete=True, aliases=was("namespace")
+                    ),
                 )
             )
         owner = cacerts.stack_owner()
@@ -144,6 +158,7 @@ class ClusterCA(pulumi.ComponentResource):
                 provider=provider,
                 depends_on=namespace_dependency,
                 retain_on_delete=args.get("retain_cacerts", True),
+                aliases=was("cacerts"),
             ),
         )
         self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")

@@ -14,6 +14,7 @@ refused. After `retire`, removing `rootRotation` from the config is the steady s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -239,6 +240,29 @@ def held_phase(applied: Mapping[str, Any], generations: RootGenerations, roots: 
 
 
 STEADY, OTHER = "steady", "other"
+
+
+def held_phase_output(
+    applied: pulumi.Output[dict[str, Any]],
+    before: ClusterTrust | None,
+    generations: RootGenerations,
+    roots: pulumi.Output[list[str]],
+) -> pulumi.Output[str]:
+    """held_phase of what a cluster's `cacerts` holds after this run; a cluster whose write failed (its
+    applied state unknown) still holds `before`, what it held when the run started."""
+
+    async def phase() -> str:
+        if not await roots.is_known():
+            return "unknown until applied"
+        if await applied.is_known():
+            held = await applied.future() or {}
+        else:
+            held = {"trusted": list(before.trusted), "issuer": before.issuer} if before else {}
+        return held_phase(held, generations, await roots.future() or [])
+
+    return pulumi.Output.from_input(asyncio.ensure_future(phase()))
+
+
 NOT_STARTED = "not started"
 """A cluster that trusts only the old root, which signs its intermediate."""
 
