@@ -197,8 +197,10 @@ def test_cacerts_outlives_its_cluster_entry_and_destroy_unless_asked(
     workspace.destroy()
     assert clusters["cluster1"].secret(namespace, "cacerts") is not None
 
-    # Deleting is an explicit opt-in, set (and applied) before the cluster goes.
+    # Deleting is an explicit opt-in, set (and applied) before the cluster goes. The stack was destroyed,
+    # so its new root replaces the kept cacerts only on purpose (test_no_accidents.py shows the refusal).
     config["retainCacerts"] = False
+    config["clusters"][0]["replaceForeignCacerts"] = True
     workspace.write_config(config)
     workspace.up()
     workspace.destroy()

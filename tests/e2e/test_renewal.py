@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests.e2e.local_cluster import LocalCluster
@@ -54,7 +56,8 @@ def test_an_intermediate_inside_its_window_is_renewed_in_place_and_nothing_else_
     assert renewed.not_valid_after_utc > previous.not_valid_after_utc
     assert clusters["cluster2"].secret(namespace, "cacerts") == before["cluster2"]  # byte-identical, same version
     outputs = workspace.outputs()["clusters"]
-    assert outputs["cluster1"]["renewalWindowOpens"][:19] == renewed.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S")
+    opens = renewed.not_valid_after_utc - timedelta(days=1)  # renewBeforeDays: 1
+    assert outputs["cluster1"]["renewalWindowOpens"][:19] == opens.strftime("%Y-%m-%dT%H:%M:%S")
     workspace.destroy()
 
 
