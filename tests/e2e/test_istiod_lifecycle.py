@@ -98,14 +98,17 @@ def test_istiod_reloads_a_renewed_intermediate_without_a_restart(
     workspace.destroy()
 
 
+@pytest.mark.parametrize("same_key", [False, True], ids=["new key", "same key"])
 def test_istiod_follows_a_root_rotation_phase_by_phase(
     pulumi_env: dict[str, str],
     clusters: dict[str, LocalCluster],
     toolchain: Toolchain,
     tmp_path_factory: pytest.TempPathFactory,
     tmp_path: Path,
+    same_key: bool,
 ) -> None:
-    namespace = "istio-rotate-istiod"
+    namespace = "istio-rotate-istiod" + ("-same-key" if same_key else "")
+    workloads = WORKLOADS + ("-same-key" if same_key else "")
     cluster = clusters["cluster2"]
     workspace = namespaced_workspace(
         pulumi_env,
@@ -120,21 +123,19 @@ def test_istiod_follows_a_root_rotation_phase_by_phase(
     old_root = first["root-cert.pem"]
     settings = {"ISTIO_MULTIROOT_MESH": "true"}
     with running_istiod(cluster, namespace, toolchain, tmp_path / "istiod", settings=settings) as istiod:
-        cluster.create_namespace(WORKLOADS)
-        old_leaf = issue(istiod, old_root)
+        cluster.create_namespace(workloads)
+        old_leaf = issue(istiod, old_root, workloads)
 
         def phase(name: str) -> dict[str, str]:
             config = workspace.config()
-            config["rootRotation"] = {
-                "phase": name,
-                "retireAfterHours": 0,
-            }  # retire at once: the test shows what it does
+            # retireAfterHours 0: retire at once, to show what it does to a certificate issued before.
+            config["rootRotation"] = {"phase": name, "retireAfterHours": 0, "sameKey": same_key}
             workspace.write_config(config)
             apply_and_project(workspace, istiod)
             files = cluster.secret_data(namespace, "cacerts")
             wait_for(
                 f"{name}: istiod publishes the bundle",
-                lambda: istiod.published_root(WORKLOADS) == files["root-cert.pem"],
+                lambda: istiod.published_root(workloads) == files["root-cert.pem"],
             )
             return files
 
@@ -142,24 +143,34 @@ def test_istiod_follows_a_root_rotation_phase_by_phase(
         both = phase("trust-both")
         assert both["root-cert.pem"].startswith(old_root)
         assert "Updating new ROOT-CA" in istiod.log_text()
-        leaf = issue(istiod, both["root-cert.pem"])
+        leaf = issue(istiod, both["root-cert.pem"], workloads)
         assert leaf[1] == load_certificates(first["ca-cert.pem"])[0]
-        assert openssl_verifies(tmp_path, pem(old_leaf[0]), pem(old_leaf[1]), istiod.published_root(WORKLOADS))
+        assert openssl_verifies(tmp_path, pem(old_leaf[0]), pem(old_leaf[1]), istiod.published_root(workloads))
 
         # switch: new workload certificates come from the intermediate the new root signed.
         switched = phase("switch")
         new_root = load_certificates(switched["root-cert.pem"])[1]
-        leaf = issue(istiod, switched["root-cert.pem"])
+        leaf = issue(istiod, switched["root-cert.pem"], workloads)
         assert leaf[1] == load_certificates(switched["ca-cert.pem"])[0]
         leaf[1].verify_directly_issued_by(new_root)
-        assert openssl_verifies(tmp_path, pem(old_leaf[0]), pem(old_leaf[1]), istiod.published_root(WORKLOADS))
+        assert openssl_verifies(tmp_path, pem(old_leaf[0]), pem(old_leaf[1]), istiod.published_root(workloads))
 
-        # retire: only the new root is published; what was issued under the old root no longer verifies.
+        # retire: only the new root is published. What was issued under the old root no longer verifies,
+        # unless the new root is a same-key renewal of it (same key and subject): then it still does.
         retired = phase("retire")
         assert load_certificates(retired["root-cert.pem"]) == [new_root]
-        leaf = issue(istiod, retired["root-cert.pem"])
-        assert openssl_verifies(tmp_path, pem(leaf[0]), pem(leaf[1]), istiod.published_root(WORKLOADS))
-        assert not openssl_verifies(tmp_path, pem(old_leaf[0]), pem(old_leaf[1]), istiod.published_root(WORKLOADS))
+        leaf = issue(istiod, retired["root-cert.pem"], workloads)
+        assert openssl_verifies(tmp_path, pem(leaf[0]), pem(leaf[1]), istiod.published_root(workloads))
+        still = openssl_verifies(tmp_path, pem(old_leaf[0]), pem(old_leaf[1]), istiod.published_root(workloads))
+        assert still is same_key
+
+        # The steady state after it: no change planned, istiod keeps signing.
+        config = workspace.config()
+        config.pop("rootRotation")
+        workspace.write_config(config)
+        workspace.run("preview", "--expect-no-changes")
+        workspace.up()
+        assert issue(istiod, retired["root-cert.pem"], workloads)[1] == leaf[1]
     workspace.destroy()
 
 
