@@ -22,6 +22,7 @@ from components.cluster_trust import (
     recorded_roots,
     refuse_a_missing_namespace,
     refuse_to_re_root,
+    refuse_two_entries_for_one_cluster,
     trust_by_cluster,
 )
 from components.config import parse_settings, refuse_a_lowered_key_generation
@@ -70,6 +71,7 @@ recorded = recorded_roots(resources, "root", applied.trusted)
 known_roots = list(recorded.values())
 if isinstance(settings.existing_root, RootFromConfig):
     known_roots.append(settings.existing_root.cert_pem)
+refuse_two_entries_for_one_cluster(settings.clusters, live_cacerts)
 refuse_a_missing_namespace(settings.clusters, live_cacerts)
 refuse_to_re_root(
     settings.clusters,

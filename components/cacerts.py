@@ -54,6 +54,8 @@ class LiveCacerts:
     exists: bool
     namespace_exists: bool = True
     """False when the Istio namespace itself is missing (then the Secret is too)."""
+    cluster_uid: str | None = None
+    """The uid of the cluster's `kube-system` namespace: the same cluster, whatever URL reaches it."""
     owner: str | None = None
     type: str | None = None
     files: Mapping[str, str] = field(default_factory=dict)
@@ -77,29 +79,37 @@ def stack_owner() -> str:
 def read_live(target: Target) -> LiveCacerts:
     """The cluster's `cacerts` as it is; raises Unreachable when its API server does not answer."""
     with api_client(target.kubeconfig, target.context) as api:
+        _, uid = _namespace(api, "kube-system")
         try:
             secret = kube_client.CoreV1Api(api).read_namespaced_secret(
                 SECRET_NAME, target.namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
             )
         except ApiException as error:
             if error.status == 404:
-                return LiveCacerts(exists=False, namespace_exists=_namespace_exists(api, target.namespace))
+                exists, _ = _namespace(api, target.namespace)
+                return LiveCacerts(exists=False, namespace_exists=exists, cluster_uid=uid)
             raise CacertsError(
                 f"{target.cluster}: cannot read Secret {target.namespace}/{SECRET_NAME}: {error.status} {error.reason}"
             ) from None
     annotations = (secret.metadata.annotations if secret.metadata else None) or {}
     files = {name: base64.b64decode(value).decode(errors="replace") for name, value in (secret.data or {}).items()}
-    return LiveCacerts(exists=True, owner=annotations.get(OWNER_ANNOTATION), type=secret.type, files=files)
+    return LiveCacerts(
+        exists=True, owner=annotations.get(OWNER_ANNOTATION), type=secret.type, files=files, cluster_uid=uid
+    )
 
 
-def _namespace_exists(api: kube_client.ApiClient, namespace: str) -> bool:
+def _namespace(api: kube_client.ApiClient, namespace: str) -> tuple[bool, str | None]:
+    """Whether the namespace exists, and its uid. A namespace this identity may not read is taken to exist
+    (the write will say what is wrong), with no uid."""
     try:
-        kube_client.CoreV1Api(api).read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        found = kube_client.CoreV1Api(api).read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
     except ApiException as error:
         if error.status == 404:
-            return False
+            return False, None
+        if error.status == 403:
+            return True, None
         raise
-    return True
+    return True, (found.metadata.uid if found.metadata else None)
 
 
 def judge(target: Target, live: LiveCacerts, roots: Sequence[str] | None, replace_foreign: bool) -> bool:

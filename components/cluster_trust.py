@@ -152,6 +152,25 @@ def refuse_to_re_root(
             cacerts.judge(target_of(cluster, owner), now, roots, cluster.replace_foreign_cacerts)
 
 
+def refuse_two_entries_for_one_cluster(
+    clusters: Sequence[ClusterSettings], live: Mapping[str, cacerts.LiveCacerts | None]
+) -> None:
+    """Two entries whose API servers answer with the same `kube-system` uid are one cluster, whatever
+    their URLs: with the same Istio namespace, its `cacerts` would hold only one of their intermediates."""
+    seen: dict[tuple[str, str], str] = {}
+    for cluster in clusters:
+        now = live.get(cluster.name)
+        if now is None or now.cluster_uid is None:
+            continue
+        other = seen.setdefault((now.cluster_uid, cluster.namespace), cluster.name)
+        if other != cluster.name:
+            raise cacerts.CacertsError(
+                f"istio-ca:clusters: {other!r} and {cluster.name!r} reach the same cluster (kube-system uid "
+                f"{now.cluster_uid}) and both write Secret {cluster.namespace}/cacerts: one cluster's Secret would "
+                "hold only one intermediate. Give each cluster one entry"
+            )
+
+
 def refuse_a_missing_namespace(
     clusters: Sequence[ClusterSettings], live: Mapping[str, cacerts.LiveCacerts | None]
 ) -> None:

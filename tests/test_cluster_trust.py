@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from components.cluster_trust import recorded_roots, recorded_trust, trust_of
+from components.cacerts import CacertsError, LiveCacerts
+from components.cluster_trust import recorded_roots, recorded_trust, refuse_two_entries_for_one_cluster, trust_of
+from components.config import parse_settings
 from components.pem import sha256_fingerprint
 from tests.roots import make_intermediate, make_root, sign_certificate
+from tests.test_config import write_kubeconfig
 
 
 def fingerprint(pem: str) -> str:
@@ -95,3 +100,21 @@ def test_an_adopted_root_is_recorded_by_its_component() -> None:
         }
     }
     assert recorded_roots(resources, "root", (1,)) == {1: adopted}
+
+
+def test_two_entries_that_reach_one_cluster_are_refused_whatever_their_urls(tmp_path: Path) -> None:
+    kubeconfig = str(write_kubeconfig(tmp_path, contexts=["east", "other"], current="east"))
+    settings = parse_settings(
+        {
+            "clusters": [
+                {"name": "east", "kubeconfig": kubeconfig},
+                {"name": "east-again", "kubeconfig": kubeconfig, "context": "other"},
+            ]
+        }
+    )
+    same = LiveCacerts(exists=False, cluster_uid="uid-1")
+    with pytest.raises(CacertsError, match=r"'east' and 'east-again' reach the same cluster \(kube-system uid uid-1\)"):
+        refuse_two_entries_for_one_cluster(settings.clusters, {"east": same, "east-again": same})
+    apart = {"east": same, "east-again": LiveCacerts(exists=False, cluster_uid="uid-2")}
+    refuse_two_entries_for_one_cluster(settings.clusters, apart)
+    refuse_two_entries_for_one_cluster(settings.clusters, {"east": same, "east-again": None})  # did not answer

@@ -25,7 +25,7 @@ def history(workspace: Workspace) -> list[str]:
     return [entry["result"] for entry in json.loads(workspace.run("stack", "history", "--json").stdout)]
 
 
-def refused_before_anything_changes(workspace: Workspace, message: str) -> None:
+def refused_before_anything_changes(workspace: Workspace, message: str, skip_preview_too: bool = True) -> None:
     """`preview` and `up` (previewed first) fail with `message`, leaving the state and history as they were;
     `up --skip-preview` too, with one failed entry in the history and no resource changed."""
     resources, entries = workspace.resources(), history(workspace)
@@ -33,6 +33,8 @@ def refused_before_anything_changes(workspace: Workspace, message: str) -> None:
         result = workspace.run(*command, check=False)
         assert result.returncode != 0 and message in said(result) and "Traceback" not in said(result), command
     assert (workspace.resources(), history(workspace)) == (resources, entries)
+    if not skip_preview_too:
+        return
     result = workspace.run("up", "--yes", "--skip-preview", check=False)
     assert result.returncode != 0 and message in said(result)
     assert ours(workspace.resources()) == ours(resources)
@@ -149,26 +151,45 @@ def test_config_mistakes_are_refused_before_anything_changes(
     workspace.write_config(good)
     workspace.up()
 
-    def refused(config: dict[str, Any], message: str) -> None:
+    checked_without_preview: set[str] = set()
+
+    def refused(config: dict[str, Any], message: str, kind: str) -> None:
+        """Each kind of refusal is also checked once through `up --skip-preview`: config, cluster, rotation."""
         workspace.write_config(config)
-        refused_before_anything_changes(workspace, message)
+        refused_before_anything_changes(workspace, message, skip_preview_too=kind not in checked_without_preview)
+        checked_without_preview.add(kind)
 
     first, second = good["clusters"]
     refused(
         {**good, "clusters": [first, {**second, "kubeconfig": first["kubeconfig"]}]},
         "'cluster1' and 'cluster2' both write Secret istio-mistakes/cacerts through the API server",
+        "config",
+    )
+    # The same API server under another name: told apart by the cluster's kube-system uid.
+    other_name = json.loads(clusters["cluster1"].kubeconfig.read_text())
+    cluster = other_name["clusters"][0]["cluster"]
+    cluster["server"] = cluster["server"].replace("127.0.0.1", "localhost")
+    cluster["tls-server-name"] = "kubernetes"  # a name the API server's certificate holds
+    (workspace.directory / "localhost.kubeconfig").write_text(json.dumps(other_name))
+    refused(
+        {**good, "clusters": [first, {**second, "kubeconfig": str(workspace.directory / "localhost.kubeconfig")}]},
+        "istio-ca:clusters: 'cluster1' and 'cluster2' reach the same cluster (kube-system uid",
+        "cluster",
     )
     refused(
         {**good, "clusters": [first, {**second, "keyGeneration": 1}]},
         "istio-ca:clusters[1].keyGeneration is 1, lower than the 2 the last run applied",
+        "config",
     )
     refused(
         {**good, "intermediate": {**FAST_KEYS, "renewBeforeDays": 0}},
         "istio-ca:intermediate.renewBeforeDays must be a whole number of days shorter than the lifetime",
+        "config",
     )
     refused(
         {**good, "clusters": [first, {**second, "istioNamespace": "istio-not-there"}]},
         "cluster2: namespace istio-not-there does not exist, so its cacerts cannot be written",
+        "cluster",
     )
 
     # Once trust-both is applied, sameKey and the root settings are what made the new root.
@@ -177,10 +198,12 @@ def test_config_mistakes_are_refused_before_anything_changes(
     refused(
         {**good, "rootRotation": {"phase": "switch", "sameKey": True}},
         "istio-ca:rootRotation.sameKey is true, but the new root was made with a new key",
+        "rotation",
     )
     refused(
         {**good, "root": {**FAST_KEYS, "days": 7300}, "rootRotation": {"phase": "switch"}},
         "istio-ca:root settings changed (days) after 'trust-both' made the new root",
+        "rotation",
     )
     workspace.write_config(good)  # abort
     workspace.up()
