@@ -102,6 +102,14 @@ def parse_settings(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath] =
         root_rotation=_root_rotation(raw.get("rootRotation")),
     )
     if "existingRoot" in raw:
+        if settings.root_rotation is not None and settings.root_rotation.same_key:
+            # The renewed certificate would carry this stack's `root` subject, not the adopted root's, and
+            # the intermediates the adopted root signed would name an issuer no bundle holds.
+            raise ConfigError(
+                f"{CONFIG_PREFIX}:rootRotation.sameKey: an adopted root ({CONFIG_PREFIX}:existingRoot) rotates to a "
+                "new key only (sameKey: false); its key is never copied into the state. If trust-both was applied "
+                f"with sameKey, remove {CONFIG_PREFIX}:rootRotation first to abort it"
+            )
         if root_raw and "rootRotation" not in raw:
             raise ConfigError(
                 f"{CONFIG_PREFIX}:root sets up a new root, {CONFIG_PREFIX}:existingRoot adopts one: set only one "

@@ -338,3 +338,38 @@ def test_a_lowered_key_generation_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"clusters\[0\].keyGeneration is 2, lower than the 3 the last run applied"):
         run_program({"clusters": [{"name": "east", "keyGeneration": 2}]}, last_outputs=last)
     run_program({"clusters": [{"name": "east", "keyGeneration": 3}]}, last_outputs=last)
+
+
+@pytest.mark.parametrize(
+    ("phase", "before_the_next"),
+    [
+        ("trust-both", "its cacerts trusting both roots, and every proxy holding both"),
+        ("switch", "its cacerts with the intermediate from the new root, then the workload certificate lifetime"),
+        ("retire", "its cacerts trusting only the new root, before rootRotation is removed"),
+    ],
+)
+def test_the_preview_of_each_phase_says_what_a_rendered_cluster_must_apply_before_the_next(
+    monkeypatch: pytest.MonkeyPatch, phase: str, before_the_next: str
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
+    applied = {"trust-both": STEADY, "switch": TRUST_BOTH, "retire": SWITCH}[phase]
+    config = {"clusters": [{"name": "east"}, {"name": "west"}], "rootRotation": {"phase": phase}}
+    run_program(config, preview=True, last_outputs={"rootGenerations": applied.to_output()})
+    rendered = [w for w in warnings if "is rendered, so the rotation cannot see what it holds" in w]
+    assert [w.split(" ")[0] for w in rendered] == ["east", "west"]
+    assert all(before_the_next in w for w in rendered)
+    warnings.clear()
+    run_program(config, last_outputs={"rootGenerations": applied.to_output()})  # said in the preview only
+    assert not [w for w in warnings if "is rendered" in w]
+
+
+def test_an_adopted_root_rotates_to_a_new_key_only() -> None:
+    root_cert, root_key = make_root()
+    config: dict[str, object] = {
+        "clusters": [{"name": "east"}],
+        "existingRoot": {"certPem": root_cert, "keyPem": root_key},
+        "rootRotation": {"phase": "trust-both", "sameKey": True},
+    }
+    with pytest.raises(ConfigError, match=r"an adopted root \(istio-ca:existingRoot\) rotates to a new key only"):
+        run_program(config, secret_keys=["existingRoot"])
