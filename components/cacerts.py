@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 
 import pulumi
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from kubernetes import client as kube_client
 from kubernetes.client.exceptions import ApiException
 
 from components.config_schema import REPLACE_FOREIGN_CACERTS
 from components.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
-from components.pem import sha256_fingerprint
+from components.pem import issued_by, sha256_fingerprint
 
 SECRET_NAME = "cacerts"
 SECRET_TYPE = "Opaque"
@@ -156,16 +155,9 @@ def shares_a_root(live: LiveCacerts, roots: Sequence[str]) -> bool:
 def chains_to(live: LiveCacerts, roots: Sequence[str]) -> bool:
     """Whether the foreign intermediate was signed by one of this stack's roots."""
     intermediate = _first_certificate(live.files.get("ca-cert.pem", ""))
-    if intermediate is None:
-        return False
-    for root_pem in roots:
-        for root in _certificates(root_pem):
-            try:
-                intermediate.verify_directly_issued_by(root)
-            except (ValueError, TypeError, InvalidSignature):  # another issuer, key type or signature
-                continue
-            return True
-    return False
+    return intermediate is not None and any(
+        issued_by(intermediate, root) for pem in roots for root in _certificates(pem)
+    )
 
 
 def found_root(live: LiveCacerts) -> str:

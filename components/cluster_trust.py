@@ -18,11 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
 from components import cacerts
 from components.kube_api import Unreachable
-from components.pem import sha256_fingerprint
+from components.pem import issued_by, sha256_fingerprint
 from components.root_ca import generation_name
 from components.settings import ClusterSettings
 
@@ -55,7 +54,7 @@ def trust_of(files: Mapping[str, str], live: bool) -> ClusterTrust | None:
     intermediate = intermediates[0]
     # Two generations of a same-key renewal both verify the intermediate: the chain names the one it was issued under.
     candidates = _certificates(files.get("cert-chain.pem", ""))[1:][::-1] + roots
-    issuer = next((root for root in candidates if _signed(intermediate, root)), None)
+    issuer = next((root for root in candidates if issued_by(intermediate, root)), None)
     return ClusterTrust(
         trusted=tuple(sha256_fingerprint(root) for root in roots),
         issuer=sha256_fingerprint(issuer) if issuer is not None else None,
@@ -210,11 +209,3 @@ def _certificates(pem: str) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(pem.encode())
     except ValueError:
         return []
-
-
-def _signed(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True

@@ -11,6 +11,7 @@ import hashlib
 import re
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
@@ -50,6 +51,15 @@ def single_certificate(text: str) -> x509.Certificate:
 def certificate_pem(cert: x509.Certificate) -> str:
     """The certificate re-encoded from its DER: nothing of the input's text survives."""
     return cert.public_bytes(Encoding.PEM).decode()
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` signed `cert` (its name and a verified signature): the one check every chain here uses."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):  # another issuer name, key type or signature
+        return False
+    return True
 
 
 def sha256_fingerprint(cert: x509.Certificate) -> str:

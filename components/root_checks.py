@@ -11,9 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import pulumi
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
-from components.pem import PemError, certificate_pem, sha256_fingerprint, single_certificate, single_private_key
+from components.pem import (
+    PemError,
+    certificate_pem,
+    issued_by,
+    sha256_fingerprint,
+    single_certificate,
+    single_private_key,
+)
 
 
 class RootError(pulumi.RunError):
@@ -86,8 +92,4 @@ def check_root(
 
 
 def _signs_itself(cert: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+    return issued_by(cert, cert)

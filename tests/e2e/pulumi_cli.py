@@ -172,6 +172,11 @@ class Workspace:
         return {r["urn"]: _without_ciphertext({k: r[k] for k in kept if k in r}) for r in resources}
 
 
+def printed(result: subprocess.CompletedProcess[str]) -> str:
+    """Everything a command printed, stdout and stderr (where the CLI puts warnings), lines joined."""
+    return " ".join((result.stdout + result.stderr).split())
+
+
 def _without_ciphertext(value: Any) -> Any:
     if isinstance(value, dict):
         if "ciphertext" in value:

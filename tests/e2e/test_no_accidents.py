@@ -4,20 +4,15 @@ anything changes: the state and `pulumi stack history` are checked before and af
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.local_cluster import LocalCluster
-from tests.e2e.pulumi_cli import Workspace
+from tests.e2e.pulumi_cli import Workspace, printed
 from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
 from tests.x509_checks import load_certificates
-
-
-def said(result: subprocess.CompletedProcess[str]) -> str:
-    return " ".join((result.stdout + result.stderr).split())
 
 
 def history(workspace: Workspace) -> list[str]:
@@ -31,12 +26,12 @@ def refused_before_anything_changes(workspace: Workspace, message: str, skip_pre
     resources, entries = workspace.resources(), history(workspace)
     for command in (("preview",), ("up", "--yes")):
         result = workspace.run(*command, check=False)
-        assert result.returncode != 0 and message in said(result) and "Traceback" not in said(result), command
+        assert result.returncode != 0 and message in printed(result) and "Traceback" not in printed(result), command
     assert (workspace.resources(), history(workspace)) == (resources, entries)
     if not skip_preview_too:
         return
     result = workspace.run("up", "--yes", "--skip-preview", check=False)
-    assert result.returncode != 0 and message in said(result)
+    assert result.returncode != 0 and message in printed(result)
     assert ours(workspace.resources()) == ours(resources)
     assert history(workspace) == ["failed", *entries]
 
@@ -60,7 +55,7 @@ def test_destroy_keeps_the_root_key_until_released_and_a_new_stack_never_re_root
     # A plain destroy refuses: the signing root is protected, and nothing is deleted.
     resources = workspace.resources()
     refused = workspace.run("destroy", "--yes", check=False)
-    assert refused.returncode != 0 and "protected" in said(refused)
+    assert refused.returncode != 0 and "protected" in printed(refused)
     assert workspace.resources() == resources
 
     # As the README says: back up, release the protection on purpose, destroy. cacerts stays.
@@ -76,7 +71,9 @@ def test_destroy_keeps_the_root_key_until_released_and_a_new_stack_never_re_root
         workspace, "cluster1: Secret istio-destroy/cacerts was written by this stack, but holds a root"
     )
     result = workspace.run("preview", check=False)
-    assert "pulumi stack import --file <backup>" in said(result) and old_root.subject.rfc4514_string() in said(result)
+    assert "pulumi stack import --file <backup>" in printed(result) and old_root.subject.rfc4514_string() in printed(
+        result
+    )
     assert {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()} == before
 
     # The way back: restore the backup; nothing is planned, nothing re-issued.

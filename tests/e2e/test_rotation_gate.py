@@ -7,19 +7,17 @@ which root issued `ca-cert.pem` (and ends `cert-chain.pem`), not only the exit c
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
 from tests.e2e.local_cluster import LocalCluster
-from tests.e2e.pulumi_cli import Workspace
+from tests.e2e.pulumi_cli import Workspace, printed
 from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
-from tests.x509_checks import load_certificates
+from tests.x509_checks import load_certificates, signed_by
 
 NOT_STARTED = (("old",), "old")
 TRUST_BOTH = (("old", "new"), "old")
@@ -42,18 +40,10 @@ class Roots:
         files = cluster.secret_data(namespace, "cacerts")
         trusted = tuple(self.name(root) for root in load_certificates(files["root-cert.pem"]))
         (intermediate,) = load_certificates(files["ca-cert.pem"])
-        issuers = [root for root in (self.old, self.new) if root is not None and _signed(intermediate, root)]
+        issuers = [root for root in (self.old, self.new) if root is not None and signed_by(intermediate, root)]
         assert len(issuers) == 1, cluster.name
         assert load_certificates(files["cert-chain.pem"]) == [intermediate, issuers[0]], cluster.name
         return trusted, self.name(issuers[0])
-
-
-def _signed(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def set_phase(workspace: Workspace, phase: str | None, **rotation: Any) -> None:
@@ -78,11 +68,6 @@ def up_with_one_down(workspace: Workspace) -> str:
     result = workspace.run("up", "--yes", "--skip-preview", "--continue-on-error", check=False)
     assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
     return result.stdout + result.stderr
-
-
-def said(result: subprocess.CompletedProcess[str]) -> str:
-    """Everything a command printed (warnings go to stderr), lines joined."""
-    return " ".join((result.stdout + result.stderr).split())
 
 
 def recorded_secret(workspace: Workspace, cluster: str) -> dict[str, Any]:
@@ -124,7 +109,7 @@ def test_each_phase_waits_for_a_cluster_that_was_down_and_it_catches_up_one_phas
         assert (
             "istio-ca:rootRotation.phase 'switch' waits for cluster3, which has not applied 'trust-both' (its "
             "cacerts trusts only the old root); every cluster stays at 'trust-both' meanwhile: it did not answer"
-        ) in said(preview)
+        ) in printed(preview)
         assert not any(op == "replace" for op in workspace.planned_changes().values())
         up_with_one_down(workspace)
     assert held() == {"cluster1": TRUST_BOTH, "cluster2": TRUST_BOTH, "cluster3": NOT_STARTED}
@@ -142,7 +127,7 @@ def test_each_phase_waits_for_a_cluster_that_was_down_and_it_catches_up_one_phas
 
         # retire while cluster3 still signs under the old root: nobody retires.
         set_phase(workspace, "retire", retireAfterHours=0)
-        assert "waits for cluster3, which has not applied 'switch'" in said(workspace.run("preview"))
+        assert "waits for cluster3, which has not applied 'switch'" in printed(workspace.run("preview"))
         up_with_one_down(workspace)
     assert held() == {"cluster1": SWITCH, "cluster2": SWITCH, "cluster3": TRUST_BOTH}
 
@@ -156,7 +141,7 @@ def test_each_phase_waits_for_a_cluster_that_was_down_and_it_catches_up_one_phas
     history, resources = workspace.history_length(), workspace.resources()
     refused = workspace.run("preview", check=False)
     assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
-    message = said(refused)
+    message = printed(refused)
     assert "istio-ca:rootRotation.phase 'retire' waits until " in message
     assert "got its intermediate from the new root at" in message and "retireAfterHours (24 h)" in message
     assert workspace.run("up", "--yes", check=False).returncode != 0
@@ -191,14 +176,14 @@ def test_a_cluster_removed_mid_rotation_no_longer_blocks_one_added_gets_the_phas
         up_with_one_down(workspace)
     roots.new = load_certificates(c1.secret_data(namespace, "cacerts")["root-cert.pem"])[1]
     set_phase(workspace, "switch")
-    assert "waits for cluster3" in said(workspace.run("preview"))
+    assert "waits for cluster3" in printed(workspace.run("preview"))
 
     # cluster3 gone for good: removed from the config, it no longer holds switch back.
     config = workspace.config()
     config["clusters"] = [entry for entry in config["clusters"] if entry["name"] != "cluster3"]
     workspace.write_config(config)
     preview = workspace.run("preview")
-    assert "waits for" not in said(preview)
+    assert "waits for" not in printed(preview)
     assert workspace.planned_changes() == {
         "cluster1-cert": "replace",
         "cluster2-cert": "replace",
@@ -258,5 +243,5 @@ def test_an_abort_is_refused_once_a_cluster_signs_under_the_new_root(
     set_phase(workspace, None)
     refused = workspace.run("preview", check=False)
     assert refused.returncode != 0
-    assert "back to 'trust-both' and then remove rootRotation to abort it" in said(refused)
+    assert "back to 'trust-both' and then remove rootRotation to abort it" in printed(refused)
     workspace.destroy()
