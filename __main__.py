@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pulumi
 
-from components.cacerts import stack_owner
-from components.cancellation import end_quietly_when_cancelled
-from components.certificate import Root, pem_bundle
-from components.cluster_ca import ClusterCA
-from components.cluster_renames import renamed_from
-from components.cluster_trust import (
+from istio_ca.cacerts import stack_owner
+from istio_ca.cancellation import end_quietly_when_cancelled
+from istio_ca.certificate import Root, pem_bundle
+from istio_ca.cluster_ca import ClusterCA
+from istio_ca.cluster_renames import renamed_from
+from istio_ca.cluster_trust import (
     fingerprint,
     fingerprints,
     read_live_cacerts,
@@ -25,12 +25,12 @@ from components.cluster_trust import (
     refuse_two_entries_for_one_cluster,
     trust_by_cluster,
 )
-from components.config import parse_settings, refuse_a_lowered_key_generation
-from components.existing_root import ExistingRoot, recorded_sha256
-from components.expiry import refuse_an_expired_root, warn_of_due_certificates, warn_when_the_root_ends_first
-from components.file_export import component_layout, export_when_applied, protect_directory
-from components.root_ca import RootCA
-from components.rotation import (
+from istio_ca.config import parse_settings, refuse_a_lowered_key_generation
+from istio_ca.existing_root import ExistingRoot, recorded_sha256
+from istio_ca.expiry import refuse_an_expired_root, warn_of_due_certificates, warn_when_the_root_ends_first
+from istio_ca.file_export import component_layout, export_when_applied, protect_directory
+from istio_ca.root_ca import RootCA
+from istio_ca.rotation import (
     RootGenerations,
     gate,
     held_phase_output,
@@ -40,9 +40,9 @@ from components.rotation import (
     remind_to_apply_rendered_clusters,
     warn_of_changed_root_settings,
 )
-from components.settings import RootFromCluster, RootFromConfig
-from components.stack_config import read_last_outputs, read_last_resources, read_secret_paths, read_stack_config
-from components.workload_certs import WorkloadCerts
+from istio_ca.settings import RootFromCluster, RootFromConfig
+from istio_ca.stack_config import read_last_outputs, read_last_resources, read_secret_paths, read_stack_config
+from istio_ca.workload_certs import WorkloadCerts
 from wiring import cluster_ca_args, existing_root_args, root_ca_args, root_settings_output, workload_certs_args
 
 end_quietly_when_cancelled()

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import pulumi
 
-from components.certificate import CertificateArgs, Root
-from components.cluster_ca import ClusterCAArgs
-from components.config_schema import CONFIG_PREFIX, ISTIOD_ROOT_SECRET
-from components.existing_root import ExistingRootArgs
-from components.kubeconfig import for_the_provider
-from components.root_ca import RootCAArgs, RootGenerationArgs
-from components.rotation import RootGenerations
-from components.settings import (
+from istio_ca.certificate import CertificateArgs, Root
+from istio_ca.cluster_ca import ClusterCAArgs
+from istio_ca.config_schema import CONFIG_PREFIX, ISTIOD_ROOT_SECRET
+from istio_ca.existing_root import ExistingRootArgs
+from istio_ca.kubeconfig import for_the_provider
+from istio_ca.root_ca import RootCAArgs, RootGenerationArgs
+from istio_ca.rotation import RootGenerations
+from istio_ca.settings import (
     CertificateSettings,
     ClusterSettings,
     ExistingRootSettings,
     RootFromConfig,
     WorkloadSettings,
 )
-from components.workload_certs import WorkloadCertsArgs
+from istio_ca.workload_certs import WorkloadCertsArgs
 
 
 def certificate_args(certificate: CertificateSettings) -> CertificateArgs:

@@ -22,9 +22,9 @@ from cryptography import x509
 from kubernetes import client as kube_client
 from kubernetes.client.exceptions import ApiException
 
-from components.config_schema import REPLACE_FOREIGN_CACERTS
-from components.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
-from components.pem import issued_by, sha256_fingerprint
+from istio_ca.config_schema import REPLACE_FOREIGN_CACERTS
+from istio_ca.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
+from istio_ca.pem import issued_by, sha256_fingerprint
 
 SECRET_NAME = "cacerts"
 SECRET_TYPE = "Opaque"

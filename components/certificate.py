@@ -7,7 +7,7 @@ from typing import Any, NotRequired, Protocol, TypedDict
 import pulumi
 import pulumi_tls as tls
 
-from components.profiles import CertificateProfile
+from istio_ca.profiles import CertificateProfile
 
 HOURS_PER_DAY = 24
 

@@ -7,12 +7,12 @@ from typing import Any, NotRequired
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import cacerts
-from components.certificate import IssuedCertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
-from components.cluster_trust import applied_roots
-from components.expiry import renewal_opens
-from components.outputs import published_files, register_declared_outputs
-from components.profiles import INTERMEDIATE_CA
+from istio_ca import cacerts
+from istio_ca.certificate import IssuedCertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from istio_ca.cluster_trust import applied_roots
+from istio_ca.expiry import renewal_opens
+from istio_ca.outputs import published_files, register_declared_outputs
+from istio_ca.profiles import INTERMEDIATE_CA
 
 
 class ClusterCAArgs(IssuedCertificateArgs):

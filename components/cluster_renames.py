@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from components.kubeconfig import kubeconfig_server
-from components.settings import ClusterSettings
+from istio_ca.kubeconfig import kubeconfig_server
+from istio_ca.settings import ClusterSettings
 
 CLUSTER_CA_TYPE_TOKEN = "istio-ca:index:ClusterCA"
 PROVIDER_TYPE_TOKEN = "pulumi:providers:kubernetes"

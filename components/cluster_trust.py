@@ -19,11 +19,11 @@ from typing import Any
 
 from cryptography import x509
 
-from components import cacerts
-from components.kube_api import Unreachable
-from components.pem import issued_by, sha256_fingerprint
-from components.root_ca import generation_name
-from components.settings import ClusterSettings
+from istio_ca import cacerts
+from istio_ca.kube_api import Unreachable
+from istio_ca.pem import issued_by, sha256_fingerprint
+from istio_ca.root_ca import generation_name
+from istio_ca.settings import ClusterSettings
 
 SECRET_TYPE_TOKEN = "kubernetes:core/v1:Secret"
 ROOT_CERT_TYPE_TOKEN = "tls:index/selfSignedCert:SelfSignedCert"

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from components import validation
-from components.config_schema import (
+from istio_ca import validation
+from istio_ca.config_schema import (
     CLUSTER_KEYS,
     CONFIG_PREFIX,
     DEFAULT_ISTIO_NAMESPACE,
@@ -40,9 +40,9 @@ from components.config_schema import (
     WORKLOAD_KEYS,
     ConfigPath,
 )
-from components.kubeconfig import kubeconfig_server
-from components.root_checks import RootError, check_root
-from components.settings import (
+from istio_ca.kubeconfig import kubeconfig_server
+from istio_ca.root_checks import RootError, check_root
+from istio_ca.settings import (
     CertificateSettings,
     ClusterSettings,
     ExistingRootSettings,
@@ -53,7 +53,7 @@ from components.settings import (
     StackSettings,
     WorkloadSettings,
 )
-from components.validation import ConfigError
+from istio_ca.validation import ConfigError
 
 HOURS_PER_DAY = 24
 PRIVATE_KEY_MARKER = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")

@@ -6,8 +6,7 @@ per-cluster intermediates. The root comes from the stack config, or from a clust
 fetch-root-ca looks, read through a Kubernetes provider for that cluster.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Pulumi's component analyzer reads the annotations as types.
 import base64
 from collections.abc import Mapping, Sequence
 from typing import NotRequired, TypedDict
@@ -17,11 +16,11 @@ import pulumi_kubernetes as k8s
 from kubernetes import client as kube_client
 from kubernetes.client.exceptions import ApiException
 
-from components.certificate import CertificateArgs, Issuer
-from components.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
-from components.outputs import register_declared_outputs
-from components.root_ca import RootGeneration, RootGenerationArgs, root_generations
-from components.root_checks import CheckedRoot, RootError, check_root
+from istio_ca.certificate import CertificateArgs, Issuer
+from istio_ca.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
+from istio_ca.outputs import register_declared_outputs
+from istio_ca.root_ca import RootGeneration, RootGenerationArgs, root_generations
+from istio_ca.root_checks import CheckedRoot, RootError, check_root
 
 ROOT_SECRET_NAMES = ("istio-ca-secret", "cacerts")
 """Where a cluster keeps its root, in the order fetch-root-ca looks."""

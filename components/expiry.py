@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 
-from components.validation import ConfigError
+from istio_ca.validation import ConfigError
 
 
 def renewal_opens(not_after: pulumi.Input[str], renew_before_hours: pulumi.Input[int]) -> pulumi.Output[str]:

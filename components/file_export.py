@@ -15,8 +15,8 @@ from typing import Any
 
 import pulumi
 
-from components.certificate import pem_bundle
-from components.outputs import is_key_file
+from istio_ca.certificate import pem_bundle
+from istio_ca.outputs import is_key_file
 
 MANIFEST = ".istio-ca-files.json"
 KEY_MODE = 0o600

@@ -12,9 +12,9 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_tls as tls
 
-from components.certificate import CertificateArgs, Issuer, extensions, private_key, subject, validity_hours
-from components.outputs import register_declared_outputs
-from components.profiles import ROOT_CA
+from istio_ca.certificate import CertificateArgs, Issuer, extensions, private_key, subject, validity_hours
+from istio_ca.outputs import register_declared_outputs
+from istio_ca.profiles import ROOT_CA
 
 # Inputs a root keeps from its creation on: changing them must never replace a root implicitly.
 FIXED_KEY_INPUTS = ["algorithm", "rsaBits", "ecdsaCurve"]

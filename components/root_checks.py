@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pulumi
 from cryptography import x509
 
-from components.pem import (
+from istio_ca.pem import (
     PemError,
     certificate_pem,
     issued_by,

@@ -22,9 +22,9 @@ from typing import Any
 
 import pulumi
 
-from components.cluster_trust import ClusterTrust
-from components.config_schema import ROOT_ROTATION_PHASES
-from components.validation import ConfigError
+from istio_ca.cluster_trust import ClusterTrust
+from istio_ca.config_schema import ROOT_ROTATION_PHASES
+from istio_ca.validation import ConfigError
 
 PHASES = ROOT_ROTATION_PHASES
 

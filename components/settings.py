@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.config_schema import RETIRE_AFTER_HOURS
+from istio_ca.config_schema import RETIRE_AFTER_HOURS
 
 
 @dataclass(frozen=True)

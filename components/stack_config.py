@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from components.config_schema import CONFIG_PREFIX, ConfigPath
+from istio_ca.config_schema import CONFIG_PREFIX, ConfigPath
 
 CHECKPOINT_READ_ATTEMPTS = 10
 

@@ -5,10 +5,10 @@ from typing import NotRequired
 
 import pulumi
 
-from components.certificate import IssuedCertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
-from components.expiry import renewal_opens
-from components.outputs import published_files, register_declared_outputs
-from components.profiles import INTERMEDIATE_CA, WORKLOAD
+from istio_ca.certificate import IssuedCertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from istio_ca.expiry import renewal_opens
+from istio_ca.outputs import published_files, register_declared_outputs
+from istio_ca.profiles import INTERMEDIATE_CA, WORKLOAD
 
 
 class WorkloadCertsArgs(IssuedCertificateArgs):

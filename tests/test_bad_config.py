@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.config_schema import CLUSTER_KEYS, EXISTING_ROOT_KEYS, INTERMEDIATE_KEYS, ROOT_KEYS, STACK_KEYS
-from components.validation import ConfigError
+from istio_ca.config_schema import CLUSTER_KEYS, EXISTING_ROOT_KEYS, INTERMEDIATE_KEYS, ROOT_KEYS, STACK_KEYS
+from istio_ca.validation import ConfigError
 from tests.program import run_program
 from tests.roots import make_root
 from tests.test_config import write_kubeconfig

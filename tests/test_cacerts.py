@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.cacerts import CacertsError, LiveCacerts, Target, chains_to, found_root, judge
-from components.pem import sha256_fingerprint, single_certificate
+from istio_ca.cacerts import CacertsError, LiveCacerts, Target, chains_to, found_root, judge
+from istio_ca.pem import sha256_fingerprint, single_certificate
 from tests.roots import make_intermediate, make_root
 
 OURS = "organization/istio-ca/prod"

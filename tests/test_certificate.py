@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.certificate import ProfileError, extensions, subject_alt_names
-from components.profiles import INTERMEDIATE_CA, ROOT_CA, WORKLOAD, CertificateProfile
+from istio_ca.certificate import ProfileError, extensions, subject_alt_names
+from istio_ca.profiles import INTERMEDIATE_CA, ROOT_CA, WORKLOAD, CertificateProfile
 
 PROFILES = {"root": ROOT_CA, "intermediate": INTERMEDIATE_CA, "workload": WORKLOAD}
 SANS = {"dns_names": ["istiod.istio-system.svc"], "uris": ["spiffe://cluster.local/ns/a/sa/b"]}

@@ -7,9 +7,9 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.certificate import pem_bundle
-from components.cluster_ca import ClusterCA, ClusterCAArgs
-from components.profiles import INTERMEDIATE_CA
+from istio_ca.certificate import pem_bundle
+from istio_ca.cluster_ca import ClusterCA, ClusterCAArgs
+from istio_ca.profiles import INTERMEDIATE_CA
 from tests.program import base64_values, fake_cert, fake_private_key, run_program, unwrap_secret, use_mocks
 
 DEV_STACK = {"clusters": [{"name": "cluster1"}, {"name": "cluster2"}]}

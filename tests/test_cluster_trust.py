@@ -10,10 +10,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from components.cacerts import CacertsError, LiveCacerts
-from components.cluster_trust import recorded_roots, recorded_trust, refuse_two_entries_for_one_cluster, trust_of
-from components.config import parse_settings
-from components.pem import sha256_fingerprint
+from istio_ca.cacerts import CacertsError, LiveCacerts
+from istio_ca.cluster_trust import recorded_roots, recorded_trust, refuse_two_entries_for_one_cluster, trust_of
+from istio_ca.config import parse_settings
+from istio_ca.pem import sha256_fingerprint
 from tests.roots import make_intermediate, make_root, sign_certificate
 from tests.test_config import write_kubeconfig
 

@@ -10,12 +10,12 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.certificate import Issuer
-from components.config import parse_settings
-from components.rotation import RootGenerations
-from components.settings import CertificateSettings, KeySettings
-from components.stack_config import read_secret_paths, read_stack_config
-from components.validation import ConfigError
+from istio_ca.certificate import Issuer
+from istio_ca.config import parse_settings
+from istio_ca.rotation import RootGenerations
+from istio_ca.settings import CertificateSettings, KeySettings
+from istio_ca.stack_config import read_secret_paths, read_stack_config
+from istio_ca.validation import ConfigError
 from wiring import root_ca_args, workload_certs_args
 
 

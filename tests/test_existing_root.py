@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_settings
-from components.existing_root import check_adopted, recorded_sha256, secret_file
-from components.root_checks import RootError, check_root
-from components.settings import RootFromCluster, RootFromConfig
-from components.validation import ConfigError
+from istio_ca.config import parse_settings
+from istio_ca.existing_root import check_adopted, recorded_sha256, secret_file
+from istio_ca.root_checks import RootError, check_root
+from istio_ca.settings import RootFromCluster, RootFromConfig
+from istio_ca.validation import ConfigError
 from tests.program import run_program, unwrap_secret
 from tests.roots import make_intermediate, make_root
 from tests.test_config import write_kubeconfig

@@ -8,8 +8,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.config import parse_settings
-from components.expiry import renewal_opens, warn_when_due, warn_when_the_root_ends_first
+from istio_ca.config import parse_settings
+from istio_ca.expiry import renewal_opens, warn_when_due, warn_when_the_root_ends_first
 from tests.program import run_program, use_mocks
 
 CLUSTERS: dict[str, Any] = {"clusters": [{"name": "east"}, {"name": "west"}]}

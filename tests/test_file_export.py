@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.file_export import MANIFEST, component_layout, write_layout
+from istio_ca.file_export import MANIFEST, component_layout, write_layout
 from tests.program import fake_cert, fake_private_key, run_program
 
 CLUSTER_FILES = {"ca-cert.pem": "C", "ca-key.pem": "K", "root-cert.pem": "R", "cert-chain.pem": "CR"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.kubeconfig import for_the_provider, kubeconfig_server
+from istio_ca.kubeconfig import for_the_provider, kubeconfig_server
 
 
 def kubeconfig(path: Path, certificate_authority: str) -> Path:

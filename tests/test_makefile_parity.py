@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from components.profiles import INTERMEDIATE_CA, ROOT_CA
-from components.settings import CertificateSettings, KeySettings
+from istio_ca.profiles import INTERMEDIATE_CA, ROOT_CA
+from istio_ca.settings import CertificateSettings, KeySettings
 from tests.makefile import issue_like_the_makefile
 from tests.x509_checks import check_certificate, check_key_matches, check_path_length, subject_of
 

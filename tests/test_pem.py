@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from components.pem import PemError, certificate_pem, sha256_fingerprint, single_certificate, single_private_key
+from istio_ca.pem import PemError, certificate_pem, sha256_fingerprint, single_certificate, single_private_key
 from tests.roots import make_intermediate, make_root
 
 ROOT_CERT, ROOT_KEY = make_root()

@@ -1,6 +1,6 @@
 """The profile data says, literally, what issue #2 (and the Makefile) specify."""
 
-from components.profiles import INTERMEDIATE_CA, ROOT_CA, WORKLOAD
+from istio_ca.profiles import INTERMEDIATE_CA, ROOT_CA, WORKLOAD
 
 MAKEFILE_CA_KEY_USAGES = {"digital_signature", "content_commitment", "key_encipherment", "cert_signing"}
 

@@ -6,9 +6,10 @@ import json
 
 from pulumi.provider.experimental.analyzer import Analyzer
 
-from components.cluster_ca import ClusterCA
-from components.root_ca import RootCA
-from components.workload_certs import WorkloadCerts
+from istio_ca.cluster_ca import ClusterCA
+from istio_ca.existing_root import ExistingRoot
+from istio_ca.root_ca import RootCA
+from istio_ca.workload_certs import WorkloadCerts
 from tests.program import FAKE_NOT_AFTER, fake_cert, run_program, unwrap_secret
 
 DEV_STACK = {"clusters": [{"name": "cluster1"}, {"name": "cluster2"}, {"name": "cluster3"}]}
@@ -101,7 +102,10 @@ def test_components_register_their_outputs_with_keys_only_as_secrets() -> None:
 
 def test_components_can_be_served_as_a_component_package() -> None:
     """The component-provider analyzer reads both components' args and outputs."""
-    result = Analyzer("istio-ca").analyze([RootCA, ClusterCA, WorkloadCerts])
+    result = Analyzer("istio-ca").analyze([RootCA, ClusterCA, WorkloadCerts, ExistingRoot])
+    adopted = result["component_definitions"]["ExistingRoot"]
+    assert {"certPem", "privateKeyPem", "kubeconfig", "expectedSha256", "generations"} <= set(adopted.inputs)
+    assert set(adopted.outputs) == {"certPem", "privateKeyPem", "notAfter", "sha256"}
     root = result["component_definitions"]["RootCA"]
     cluster = result["component_definitions"]["ClusterCA"]
     assert set(root.inputs) == {

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from components.config import parse_settings
+from istio_ca.config import parse_settings
 from tests.program import PROJECT_DIR
 
 

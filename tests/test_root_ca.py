@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.profiles import ROOT_CA
+from istio_ca.profiles import ROOT_CA
 from tests.program import fake_private_key, run_program, unwrap_secret
 
 DEV_STACK = {"clusters": [{"name": "cluster1"}, {"name": "cluster2"}]}

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pulumi
 import pytest
 
-from components.cluster_trust import ClusterTrust
-from components.rotation import (
+from istio_ca.cluster_trust import ClusterTrust
+from istio_ca.rotation import (
     NOT_STARTED,
     Gate,
     RootGenerations,
@@ -18,7 +18,7 @@ from components.rotation import (
     refuse_a_changed_rotation,
     refuse_to_drop_an_adopted_root,
 )
-from components.validation import ConfigError
+from istio_ca.validation import ConfigError
 from tests.program import fake_cert, run_program
 from tests.roots import make_root
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components.profiles import INTERMEDIATE_CA, WORKLOAD
+from istio_ca.profiles import INTERMEDIATE_CA, WORKLOAD
 from tests.program import fake_cert, fake_private_key, run_program, unwrap_secret
 
 STACK: dict[str, Any] = {

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from components.profiles import CertificateProfile
-from components.settings import CertificateSettings
+from istio_ca.profiles import CertificateProfile
+from istio_ca.settings import CertificateSettings
 
 # pulumi-tls allowed_uses name -> cryptography KeyUsage attribute.
 KEY_USAGE_ATTRIBUTES = {

@@ -17,7 +17,15 @@ import yaml
 from tests.e2e.leak_audit import AUDIT
 from tests.program import PROJECT_DIR
 
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "wiring.py", "requirements.txt", "components")
+PROJECT_FILES = (
+    "Pulumi.yaml",
+    "Pulumi.dev.yaml",
+    "__main__.py",
+    "wiring.py",
+    "requirements.txt",
+    "components",
+    "istio_ca",
+)
 PASSPHRASE = "e2e-only-passphrase"
 COMMAND_TIMEOUT_SECONDS = 600
 
@@ -192,7 +200,9 @@ def new_workspace(directory: Path, stack: str, env: dict[str, str]) -> Workspace
     directory.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = PROJECT_DIR / name
-        if source.is_dir():
+        if source.is_symlink():
+            (directory / name).symlink_to(os.readlink(source))
+        elif source.is_dir():
             shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, directory / name)

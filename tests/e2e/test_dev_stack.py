@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import parse_settings
-from components.profiles import INTERMEDIATE_CA
+from istio_ca.config import parse_settings
+from istio_ca.profiles import INTERMEDIATE_CA
 from tests.e2e.pulumi_cli import new_workspace
 from tests.x509_checks import check_certificate, check_key_matches, load_certificates, subject_of
 

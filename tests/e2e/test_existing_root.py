@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from components.config import parse_settings
-from components.pem import sha256_fingerprint
-from components.profiles import INTERMEDIATE_CA
+from istio_ca.config import parse_settings
+from istio_ca.pem import sha256_fingerprint
+from istio_ca.profiles import INTERMEDIATE_CA
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace
 from tests.e2e.stacks import namespaced_workspace, set_root_in_config

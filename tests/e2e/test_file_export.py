@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from components.file_export import MANIFEST
+from istio_ca.file_export import MANIFEST
 from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import new_workspace

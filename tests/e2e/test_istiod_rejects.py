@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from components.pem import certificate_pem
+from istio_ca.pem import certificate_pem
 from tests.e2e.istiod import (
     PLUGGED_IN_CA_LINES,
     SELF_SIGNED_CA_LINES,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components.pem import sha256_fingerprint
+from istio_ca.pem import sha256_fingerprint
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.stacks import (
     CACERTS_KEYS,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from components.config import parse_settings
-from components.profiles import INTERMEDIATE_CA, ROOT_CA
-from components.settings import ClusterSettings, KeySettings, StackSettings
+from istio_ca.config import parse_settings
+from istio_ca.profiles import INTERMEDIATE_CA, ROOT_CA
+from istio_ca.settings import ClusterSettings, KeySettings, StackSettings
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace, new_workspace
 from tests.e2e.stacks import FAST_KEYS, namespaced_workspace

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from components.config import parse_settings
-from components.profiles import INTERMEDIATE_CA, WORKLOAD
-from components.settings import CertificateSettings
+from istio_ca.config import parse_settings
+from istio_ca.profiles import INTERMEDIATE_CA, WORKLOAD
+from istio_ca.settings import CertificateSettings
 from tests.e2e.pulumi_cli import new_workspace
 from tests.x509_checks import check_certificate, check_key_matches, load_certificates, subject_of
 
