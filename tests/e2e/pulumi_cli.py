@@ -195,17 +195,26 @@ def _without_ciphertext(value: Any) -> Any:
     return value
 
 
-def new_workspace(directory: Path, stack: str, env: dict[str, str]) -> Workspace:
-    """Copy the project (the repo's own files), link its virtualenv, create the stack."""
-    directory.mkdir(parents=True)
+def copy_program(source: Path, directory: Path) -> None:
+    """The program's files from `source` (this checkout, or an older one) into `directory`, replacing any there."""
     for name in PROJECT_FILES:
-        source = PROJECT_DIR / name
-        if source.is_symlink():
-            (directory / name).symlink_to(os.readlink(source))
-        elif source.is_dir():
-            shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, directory / name)
+        origin, target = source / name, directory / name
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+        if origin.is_symlink():
+            target.symlink_to(os.readlink(origin))
+        elif origin.is_dir():
+            shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__"))
+        elif origin.is_file():
+            shutil.copy2(origin, target)
+
+
+def new_workspace(directory: Path, stack: str, env: dict[str, str], source: Path = PROJECT_DIR) -> Workspace:
+    """Copy the project (this checkout's files, or `source`'s), link its virtualenv, create the stack."""
+    directory.mkdir(parents=True)
+    copy_program(source, directory)
     # A stack file salted by an earlier `make up` in this checkout: the copy's stack gets its own salt.
     dev_stack = directory / "Pulumi.dev.yaml"
     dev_stack.write_text(
