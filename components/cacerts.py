@@ -98,16 +98,12 @@ def read_live(target: Target) -> LiveCacerts:
 
 
 def _namespace(api: kube_client.ApiClient, namespace: str) -> tuple[bool, str | None]:
-    """Whether the namespace exists, and its uid. A namespace this identity may not read is taken to exist
-    (the write will say what is wrong), with no uid."""
+    """Whether the namespace exists, and its uid. A namespace that cannot be read (this identity may not,
+    or the server erred) is taken to exist, with no uid: the write will say what is wrong."""
     try:
         found = kube_client.CoreV1Api(api).read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS)
     except ApiException as error:
-        if error.status == 404:
-            return False, None
-        if error.status == 403:
-            return True, None
-        raise
+        return error.status != 404, None
     return True, (found.metadata.uid if found.metadata else None)
 
 
