@@ -32,14 +32,12 @@ from istio_ca.file_export import component_layout, export_when_applied, protect_
 from istio_ca.root_ca import RootCA
 from istio_ca.rotation import (
     RootGenerations,
-    gate,
-    held_phase_output,
     next_generations,
     refuse_a_changed_rotation,
     refuse_to_drop_an_adopted_root,
-    remind_to_apply_rendered_clusters,
     warn_of_changed_root_settings,
 )
+from istio_ca.rotation_gate import gate, held_phase_output, remind_to_apply_rendered_clusters
 from istio_ca.settings import RootFromCluster, RootFromConfig
 from istio_ca.stack_config import read_last_outputs, read_last_resources, read_secret_paths, read_stack_config
 from istio_ca.workload_certs import WorkloadCerts
