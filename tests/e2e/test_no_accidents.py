@@ -45,7 +45,7 @@ def ours(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_destroy_keeps_the_root_key_until_released_and_a_new_stack_never_re_roots_the_clusters(
     pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    namespace = "istio-destroy"
+    namespace = "istio-no-reroot"
     workspace = namespaced_workspace(
         pulumi_env, clusters, tmp_path_factory, namespace, root=FAST_KEYS, intermediate=FAST_KEYS
     )
@@ -68,7 +68,7 @@ def test_destroy_keeps_the_root_key_until_released_and_a_new_stack_never_re_root
     # The next `up` would make a new root: refused for each cluster, naming it and the root it holds.
     (old_root,) = load_certificates(clusters["cluster1"].secret_data(namespace, "cacerts")["root-cert.pem"])
     refused_before_anything_changes(
-        workspace, "cluster1: Secret istio-destroy/cacerts was written by this stack, but holds a root"
+        workspace, "cluster1: Secret istio-no-reroot/cacerts was written by this stack, but holds a root"
     )
     result = workspace.run("preview", check=False)
     assert "pulumi stack import --file <backup>" in printed(result) and old_root.subject.rfc4514_string() in printed(
