@@ -22,7 +22,8 @@ def fresh_clone(directory: Path) -> Path:
     for name in files.stdout.splitlines():
         if (PROJECT_DIR / name).exists():
             (directory / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_DIR / name, directory / name)
+            # A link (istio_ca -> components) stays a link, as git keeps it.
+            shutil.copy2(PROJECT_DIR / name, directory / name, follow_symlinks=False)
     subprocess.run(["git", "init", "-q"], cwd=directory, check=True)
     subprocess.run(["git", "add", "-A"], cwd=directory, check=True)
     # The linked virtualenv (the one running these tests) is the clone's: make must see it up to date.
