@@ -104,8 +104,7 @@ def cluster_ca_args(cluster: ClusterSettings, root: Root, previous_name: str | N
         retain_cacerts=cluster.retain_cacerts,
         replace_foreign_cacerts=cluster.replace_foreign_cacerts,
     )
-    if cluster.renew_before_hours:
-        args["renew_before_hours"] = cluster.renew_before_hours
+    args["renew_before_hours"] = cluster.renew_before_hours
     args["key_generation"] = cluster.key_generation
     if previous_name is not None:
         args["previous_name"] = previous_name

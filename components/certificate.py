@@ -7,9 +7,8 @@ from typing import Any, NotRequired, Protocol, TypedDict
 import pulumi
 import pulumi_tls as tls
 
+from istio_ca.config_schema import HOURS_PER_DAY, default_renew_before_hours
 from istio_ca.profiles import CertificateProfile
-
-HOURS_PER_DAY = 24
 
 
 class CertificateArgs(TypedDict):
@@ -34,7 +33,7 @@ class IssuedCertificateArgs(CertificateArgs):
 
     renew_before_hours: NotRequired[pulumi.Input[int]]
     """Re-issue the certificate on the first `pulumi up` this many hours before it ends (pulumi-tls
-    `early_renewal_hours`). Default: only once it has ended."""
+    `early_renewal_hours`). Default: the last third of its lifetime, as cert-manager renews."""
     key_generation: NotRequired[int]
     """Raise it to replace the key too, not only the certificate (after a suspected leak). Default: 1."""
 
@@ -65,6 +64,13 @@ def private_key(
             additional_secret_outputs=["private_key_pem", "private_key_openssh", "private_key_pem_pkcs8"],
         ),
     )
+
+
+def renew_before_hours(args: IssuedCertificateArgs) -> pulumi.Output[int]:
+    """The certificate's renewal window in hours: as given, else the last third of its lifetime."""
+    if "renew_before_hours" in args:
+        return pulumi.Output.from_input(args["renew_before_hours"])
+    return pulumi.Output.from_input(args["validity_days"]).apply(default_renew_before_hours)
 
 
 def subject(args: CertificateArgs, locality: pulumi.Input[str] | None = None) -> dict[str, Any]:
@@ -146,7 +152,7 @@ def signed_certificate(
         ca_cert_pem=issuer.cert_pem,
         ca_private_key_pem=issuer.private_key_pem,
         validity_period_hours=validity_hours(args["validity_days"]),
-        early_renewal_hours=args.get("renew_before_hours"),
+        early_renewal_hours=renew_before_hours(args),
         **extensions(profile, self_signed=False),
         opts=pulumi.ResourceOptions(parent=parent, aliases=aliases_of("cert")),
     )

@@ -8,7 +8,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from istio_ca import cacerts
-from istio_ca.certificate import IssuedCertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from istio_ca.certificate import (
+    IssuedCertificateArgs,
+    Issuer,
+    pem_bundle,
+    renew_before_hours,
+    signed_certificate,
+    trust_bundle,
+)
 from istio_ca.cluster_trust import applied_roots
 from istio_ca.expiry import renewal_opens
 from istio_ca.outputs import published_files, register_declared_outputs
@@ -94,7 +101,7 @@ class ClusterCA(pulumi.ComponentResource):
         self.cert_chain_pem = pulumi.Output.all(cert.cert_pem, args["issuer_cert_pem"]).apply(pem_bundle)
         self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
         self.not_after = cert.validity_end_time
-        self.renewal_opens = renewal_opens(self.not_after, args.get("renew_before_hours", 0))
+        self.renewal_opens = renewal_opens(self.not_after, renew_before_hours(args))
         self.cacerts = published_files(
             {
                 "ca-cert.pem": self.cert_pem,

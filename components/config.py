@@ -24,10 +24,10 @@ from istio_ca.config_schema import (
     DEFAULT_RENDER_DIRECTORY,
     ECDSA_KEY_SIZES,
     EXISTING_ROOT_KEYS,
+    HOURS_PER_DAY,
     INTERMEDIATE_DEFAULTS,
     INTERMEDIATE_KEYS,
     KEY_ALGORITHMS,
-    RENEW_AT_FRACTION,
     REPLACE_FOREIGN_CACERTS,
     RETIRE_AFTER_HOURS,
     RETIRE_AFTER_HOURS_MAX,
@@ -39,6 +39,7 @@ from istio_ca.config_schema import (
     WORKLOAD_DEFAULTS,
     WORKLOAD_KEYS,
     ConfigPath,
+    default_renew_before_hours,
 )
 from istio_ca.kubeconfig import kubeconfig_server
 from istio_ca.root_checks import RootError, check_root
@@ -55,7 +56,6 @@ from istio_ca.settings import (
 )
 from istio_ca.validation import ConfigError
 
-HOURS_PER_DAY = 24
 PRIVATE_KEY_MARKER = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
@@ -400,7 +400,7 @@ def _certificate(values: Mapping[str, Any], given: Mapping[str, Any], key: str) 
 def _renew_before_hours(values: Mapping[str, Any], days: int, key: str) -> int:
     """`renewBeforeDays`, in hours; by default the last third of the lifetime."""
     if "renewBeforeDays" not in values:
-        return round(days * HOURS_PER_DAY * (1 - RENEW_AT_FRACTION))
+        return default_renew_before_hours(days)
     # 0 would renew only after the end; the whole lifetime would re-issue on every run.
     renew_before = validation.days_within(values["renewBeforeDays"], f"{key}.renewBeforeDays", lifetime=days)
     return renew_before * HOURS_PER_DAY

@@ -44,9 +44,17 @@ DEFAULT_RENDER_DIRECTORY = "rendered"
 
 ROOT_KEYS = frozenset(ROOT_DEFAULTS)
 INTERMEDIATE_KEYS = frozenset(INTERMEDIATE_DEFAULTS) | {"sanDns", "renewBeforeDays"}
+HOURS_PER_DAY = 24
 RENEW_AT_FRACTION = 2 / 3
 """Re-issue a certificate once two thirds of its lifetime have passed, as cert-manager does by default:
 late enough to use it, early enough that a missed scheduled run or two still leaves time."""
+
+
+def default_renew_before_hours(validity_days: int) -> int:
+    """The renewal window a certificate gets unless told otherwise: the last third of its lifetime."""
+    return round(validity_days * HOURS_PER_DAY * (1 - RENEW_AT_FRACTION))
+
+
 REPLACE_FOREIGN_CACERTS = "replaceForeignCacerts"
 CLUSTER_KEYS = frozenset(
     {

@@ -5,7 +5,14 @@ from typing import NotRequired
 
 import pulumi
 
-from istio_ca.certificate import IssuedCertificateArgs, Issuer, pem_bundle, signed_certificate, trust_bundle
+from istio_ca.certificate import (
+    IssuedCertificateArgs,
+    Issuer,
+    pem_bundle,
+    renew_before_hours,
+    signed_certificate,
+    trust_bundle,
+)
 from istio_ca.expiry import renewal_opens
 from istio_ca.outputs import published_files, register_declared_outputs
 from istio_ca.profiles import INTERMEDIATE_CA, WORKLOAD
@@ -89,7 +96,7 @@ class WorkloadCerts(pulumi.ComponentResource):
             pem_bundle
         )
         self.not_after = leaf.cert.validity_end_time
-        self.renewal_opens = renewal_opens(self.not_after, args.get("workload_renew_before_hours", 0))
+        self.renewal_opens = renewal_opens(self.not_after, renew_before_hours(leaf_args(args)))
         self.files = published_files(
             {
                 "key.pem": self.private_key_pem,

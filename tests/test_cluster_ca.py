@@ -161,3 +161,5 @@ def test_cluster_ca_works_on_its_own_with_a_root_from_elsewhere() -> None:
     build()
     assert captured == {"chain": fake_cert("edge-cert") + "ROOT-PEM\n", "key_is_secret": True}
     assert unwrap_secret(recorder.named("edge-cert").inputs["caPrivateKeyPem"]) == ("ROOT-KEY", True)
+    # The renewal default lives in the component: the last third of 10 days, not only after the end.
+    assert recorder.named("edge-cert").inputs["earlyRenewalHours"] == 80
