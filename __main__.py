@@ -64,7 +64,8 @@ refuse_a_lowered_key_generation(last_outputs.get("clusters"), settings.clusters)
 # What each cluster's cacerts holds now, and what the state recorded, before any resource: the checks
 # below must stop a run before anything changes, with or without a preview.
 resources = read_last_resources()
-live_cacerts = read_live_cacerts(settings.clusters, stack_owner())
+owner = stack_owner()
+live_cacerts = read_live_cacerts(settings.clusters, owner)
 recorded = recorded_roots(resources, "root", applied.trusted)
 known_roots = list(recorded.values())
 if isinstance(settings.existing_root, RootFromConfig):
@@ -75,7 +76,7 @@ refuse_to_re_root(
     settings.clusters,
     live_cacerts,
     None if isinstance(settings.existing_root, RootFromCluster) and not known_roots else known_roots,
-    stack_owner(),
+    owner,
 )
 held_before = trust_by_cluster(live_cacerts, resources)
 if applied.rotating:

@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from istio_ca.config_schema import REPLACE_FOREIGN_CACERTS
 from istio_ca.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
-from istio_ca.pem import issued_by, sha256_fingerprint
+from istio_ca.pem import certificates_in, issued_by, sha256_fingerprint
 
 SECRET_NAME = "cacerts"
 SECRET_TYPE = "Opaque"
@@ -143,8 +143,8 @@ def judge(target: Target, live: LiveCacerts, roots: Sequence[str] | None, replac
 
 def shares_a_root(live: LiveCacerts, roots: Sequence[str]) -> bool:
     """Whether the live bundle trusts one of `roots`; a bundle with no certificate has nothing to lose."""
-    held = _certificates(live.files.get("root-cert.pem", ""))
-    ours = [cert for pem in roots for cert in _certificates(pem)]
+    held = certificates_in(live.files.get("root-cert.pem", ""))
+    ours = [cert for pem in roots for cert in certificates_in(pem)]
     return not held or any(cert in ours for cert in held)
 
 
@@ -152,7 +152,7 @@ def chains_to(live: LiveCacerts, roots: Sequence[str]) -> bool:
     """Whether the foreign intermediate was signed by one of this stack's roots."""
     intermediate = _first_certificate(live.files.get("ca-cert.pem", ""))
     return intermediate is not None and any(
-        issued_by(intermediate, root) for pem in roots for root in _certificates(pem)
+        issued_by(intermediate, root) for pem in roots for root in certificates_in(pem)
     )
 
 
@@ -168,15 +168,8 @@ def found_root(live: LiveCacerts) -> str:
 
 
 def _first_certificate(pem: str) -> x509.Certificate | None:
-    certificates = _certificates(pem)
+    certificates = certificates_in(pem)
     return certificates[0] if certificates else None
-
-
-def _certificates(pem: str) -> list[x509.Certificate]:
-    try:
-        return x509.load_pem_x509_certificates(pem.encode())
-    except ValueError:
-        return []
 
 
 def take_over(target: Target, live: LiveCacerts) -> None:

@@ -13,12 +13,12 @@ from typing import Any
 
 import yaml
 
+from istio_ca.cluster_trust import SECRET_TYPE_TOKEN
 from istio_ca.kubeconfig import kubeconfig_server
 from istio_ca.settings import ClusterSettings
 
 CLUSTER_CA_TYPE_TOKEN = "istio-ca:index:ClusterCA"
 PROVIDER_TYPE_TOKEN = "pulumi:providers:kubernetes"
-SECRET_TYPE_TOKEN = "kubernetes:core/v1:Secret"
 
 
 def renamed_from(clusters: Sequence[ClusterSettings], resources: Mapping[str, Any]) -> dict[str, str]:

@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography import x509
-
 from istio_ca import cacerts
 from istio_ca.kube_api import Unreachable
-from istio_ca.pem import issued_by, sha256_fingerprint
+from istio_ca.pem import certificates_in, issued_by, sha256_fingerprint
 from istio_ca.root_ca import generation_name
 from istio_ca.settings import ClusterSettings
 
@@ -44,16 +42,20 @@ class ClusterTrust:
     live: bool
     """Read from the cluster now; False: from the state Pulumi recorded, the cluster did not answer."""
 
+    def to_output(self) -> dict[str, Any]:
+        """The fingerprints as a plain output: `trusted` (a list) and `issuer` (or None)."""
+        return {"trusted": list(self.trusted), "issuer": self.issuer}
+
 
 def trust_of(files: Mapping[str, str], live: bool) -> ClusterTrust | None:
     """What a `cacerts` holding `files` trusts; None when it holds no intermediate that parses."""
-    roots = _certificates(files.get("root-cert.pem", ""))
-    intermediates = _certificates(files.get("ca-cert.pem", ""))
+    roots = certificates_in(files.get("root-cert.pem", ""))
+    intermediates = certificates_in(files.get("ca-cert.pem", ""))
     if not intermediates:
         return None
     intermediate = intermediates[0]
     # Two generations of a same-key renewal both verify the intermediate: the chain names the one it was issued under.
-    candidates = _certificates(files.get("cert-chain.pem", ""))[1:][::-1] + roots
+    candidates = certificates_in(files.get("cert-chain.pem", ""))[1:][::-1] + roots
     issuer = next((root for root in candidates if issued_by(intermediate, root)), None)
     return ClusterTrust(
         trusted=tuple(sha256_fingerprint(root) for root in roots),
@@ -71,7 +73,7 @@ def applied_trust(data: Mapping[str, Any] | None) -> ClusterTrust | None:
 def applied_roots(data: Mapping[str, Any] | None) -> dict[str, Any]:
     """applied_trust's fingerprints, as a plain output: `trusted` (a list) and `issuer` (or None)."""
     trust = applied_trust(data)
-    return {"trusted": list(trust.trusted), "issuer": trust.issuer} if trust else {"trusted": [], "issuer": None}
+    return trust.to_output() if trust else {"trusted": [], "issuer": None}
 
 
 def recorded_trust(resources: Mapping[str, Any], cluster: str) -> ClusterTrust | None:
@@ -96,7 +98,7 @@ def recorded_roots(resources: Mapping[str, Any], root_name: str, generations: It
     found = {}
     for generation in generations:
         pem = by_name.get(generation_name(root_name, generation, "cert"), "")
-        if _certificates(pem):
+        if certificates_in(pem):
             found[generation] = pem
     return found
 
@@ -185,7 +187,7 @@ def refuse_a_missing_namespace(
 
 def fingerprint(pem: str) -> str:
     """The SHA-256 fingerprint of the PEM's first certificate ("" when it holds none that parses)."""
-    certificates = _certificates(pem)
+    certificates = certificates_in(pem)
     return sha256_fingerprint(certificates[0]) if certificates else ""
 
 
@@ -202,10 +204,3 @@ def _decoded(data: Mapping[str, Any]) -> dict[str, str]:
         except (binascii.Error, ValueError):
             continue
     return files
-
-
-def _certificates(pem: str) -> list[x509.Certificate]:
-    try:
-        return x509.load_pem_x509_certificates(pem.encode())
-    except ValueError:
-        return []

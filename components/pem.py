@@ -53,6 +53,15 @@ def certificate_pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(Encoding.PEM).decode()
 
 
+def certificates_in(text: str) -> list[x509.Certificate]:
+    """Every certificate a PEM text holds, [] for one that does not parse: for material read from a
+    cluster or the state, which is judged, not refused (user input goes through single_certificate)."""
+    try:
+        return x509.load_pem_x509_certificates(text.encode())
+    except ValueError:
+        return []
+
+
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether `issuer` signed `cert` (its name and a verified signature): the one check every chain here uses."""
     try:

@@ -117,10 +117,8 @@ def held_phase_output(
         if not await roots.is_known():
             return "unknown until applied"
         if await applied.is_known():
-            held = await applied.future() or {}
-        else:
-            held = {"trusted": list(before.trusted), "issuer": before.issuer} if before else {}
-        return held_phase(held, generations, await roots.future() or [])
+            return held_phase(await applied.future() or {}, generations, await roots.future() or [])
+        return held_phase(before.to_output() if before else {}, generations, await roots.future() or [])
 
     return pulumi.Output.from_input(asyncio.ensure_future(phase()))
 
