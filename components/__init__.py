@@ -1,24 +1,31 @@
 """istio-ca as a library: a shared root of trust for multi-cluster Istio, as Pulumi components.
 
-The source lives in the project's `components/` folder and installs as `istio_ca`; it is imported under
-that one name everywhere (the program, the tests, a host stack).
+MeshCA is the whole mesh in one component, with every rule the program applies; the others are its
+parts, for a stack that wires its own. The source lives in the project's `components/` folder and
+installs as `istio_ca`; it is imported under that one name everywhere (the program, the tests, a host stack).
 """
 
-from istio_ca.cluster_ca import ClusterCA, ClusterCAArgs
+from istio_ca.cluster_ca import ClusterCA, ClusterCAArgs, HostCluster
 from istio_ca.existing_root import ExistingRoot, ExistingRootArgs
-from istio_ca.root_ca import RootCA, RootCAArgs, RootGenerationArgs
+from istio_ca.mesh_ca import MeshCA, MeshCAArgs
+from istio_ca.root_ca import RootCA, RootCAArgs, TrustedRootArgs
+from istio_ca.validation import ConfigError
 from istio_ca.workload_certs import WorkloadCerts, WorkloadCertsArgs
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "ClusterCA",
     "ClusterCAArgs",
+    "ConfigError",
     "ExistingRoot",
     "ExistingRootArgs",
+    "HostCluster",
+    "MeshCA",
+    "MeshCAArgs",
     "RootCA",
     "RootCAArgs",
-    "RootGenerationArgs",
+    "TrustedRootArgs",
     "WorkloadCerts",
     "WorkloadCertsArgs",
     "__version__",

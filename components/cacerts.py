@@ -16,6 +16,7 @@ import asyncio
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 from cryptography import x509
@@ -123,8 +124,8 @@ def judge(target: Target, live: LiveCacerts, roots: Sequence[str] | None, replac
             "stack was destroyed, recreated or restored from an older backup since, and writing over it would re-root "
             f"{target.cluster} and break mTLS between its workloads signed before and after. Either restore the "
             "state that holds that root (`pulumi stack import --file <backup>`), or adopt the root if its key is "
-            f"still at hand (istio-ca:existingRoot), or replace it on purpose: set `{REPLACE_FOREIGN_CACERTS}: true` "
-            f"in {target.cluster}'s entry of istio-ca:clusters"
+            f"still at hand (existingRoot), or replace it on purpose: set `{REPLACE_FOREIGN_CACERTS}: true` "
+            f"in {target.cluster}'s entry of clusters"
         )
     if live.type != SECRET_TYPE:
         raise CacertsError(
@@ -136,8 +137,8 @@ def judge(target: Target, live: LiveCacerts, roots: Sequence[str] | None, replac
     raise CacertsError(
         f"{where} was not written by this stack and holds another root: {found_root(live)}. Writing over it "
         f"would break mTLS between {target.cluster}'s workloads signed before and after. Either adopt that root "
-        f"(istio-ca:existingRoot; see the README), or replace it on purpose: set `{REPLACE_FOREIGN_CACERTS}: true` in "
-        f"{target.cluster}'s entry of istio-ca:clusters"
+        f"(existingRoot; see the README), or replace it on purpose: set `{REPLACE_FOREIGN_CACERTS}: true` in "
+        f"{target.cluster}'s entry of clusters"
     )
 
 
@@ -227,3 +228,27 @@ def guard(
         return "taken over"
 
     return pulumi.Output.from_input(asyncio.ensure_future(decide()))
+
+
+def refuse_an_immutable_secret_provider(
+    provider: pulumi.ProviderResource, cluster: pulumi.Input[str]
+) -> pulumi.Output[bool]:
+    """Resolves once the host's provider is known to update Secrets in place; fails otherwise.
+
+    A provider without `enableSecretMutable` deletes and re-creates a changed Secret: an istiod starting in
+    between finds no `cacerts` and mints a self-signed root. Its recorded inputs say which it is.
+    """
+    found = pulumi.runtime.invoke_output("pulumi:pulumi:getResource", {"urn": provider.urn})
+
+    def check(values: dict[str, Any]) -> bool:
+        recorded = (values["found"] or {}).get("state") or {}
+        if str(recorded.get("enableSecretMutable", "")).lower() != "true":
+            raise CacertsError(
+                f"{values['cluster']}: the Kubernetes provider {values['urn'].rsplit('::', 1)[-1]!r} does not set "
+                "enable_secret_mutable=True, so every change of cacerts would delete and re-create it, and an "
+                "istiod starting in between would find none and mint a self-signed root. Set "
+                "enable_secret_mutable=True on that provider"
+            )
+        return True
+
+    return pulumi.Output.unsecret(pulumi.Output.all(found=found, urn=provider.urn, cluster=cluster).apply(check))

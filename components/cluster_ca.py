@@ -1,8 +1,8 @@
 """One cluster's intermediate CA and its `cacerts` Secret."""
 
 import base64
-from collections.abc import Sequence
-from typing import Any, NotRequired
+from collections.abc import Mapping, Sequence
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -20,6 +20,19 @@ from istio_ca.cluster_trust import applied_roots
 from istio_ca.expiry import renewal_opens
 from istio_ca.outputs import published_files, register_declared_outputs
 from istio_ca.profiles import INTERMEDIATE_CA
+
+
+class HostCluster(TypedDict):
+    """A cluster the host stack reaches with a Kubernetes provider of its own."""
+
+    provider: k8s.Provider
+    """The host stack's provider for the cluster. It must set `enable_secret_mutable=True`, or every change
+    of `cacerts` would delete and re-create it, and an istiod starting in between would find none."""
+    kubeconfig: NotRequired[pulumi.Input[str]]
+    """The cluster's kubeconfig (contents, or a path), for the takeover guard alone: it reads the existing
+    `cacerts` before the first write. Unknown at preview (a cluster the stack is creating), the guard runs
+    at `up`. Without it nothing reads the cluster first, and a `cacerts` this stack did not write is
+    overwritten: give it whenever the cluster may already have one."""
 
 
 class ClusterCAArgs(IssuedCertificateArgs):
@@ -40,7 +53,11 @@ class ClusterCAArgs(IssuedCertificateArgs):
     create_namespace: NotRequired[bool]
     """Create the namespace, retained on delete. Default: it must exist."""
     kubeconfig: NotRequired[pulumi.Input[str]]
-    """Path to (or contents of) the cluster's kubeconfig."""
+    """Path to (or contents of) the cluster's kubeconfig: the provider's, unless `provider` is given;
+    the takeover guard reads the existing `cacerts` through it in either case."""
+    provider: NotRequired[k8s.Provider]
+    """The host stack's provider for the cluster (a `kubernetes` provider in `opts.providers` is taken
+    too); it must set `enable_secret_mutable=True`. Default: one made from `kubeconfig`."""
     context: NotRequired[pulumi.Input[str]]
     """Kubeconfig context; default: its current context."""
     render_directory: NotRequired[pulumi.Input[str]]
@@ -111,16 +128,21 @@ class ClusterCA(pulumi.ComponentResource):
             }
         )
 
-        provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=args.get("kubeconfig"),
-            context=args.get("context"),
-            render_yaml_to_directory=args.get("render_directory"),
-            # Without it a changed Secret is deleted and re-created, and an istiod
-            # starting in between would find no `cacerts`.
-            enable_secret_mutable=True,
-            opts=pulumi.ResourceOptions(parent=self, aliases=was("k8s")),
-        )
+        checks: list[pulumi.Output[Any]] = []
+        provider = host_provider(args, opts)
+        if provider is None:
+            provider = k8s.Provider(
+                f"{name}-k8s",
+                kubeconfig=args.get("kubeconfig"),
+                context=args.get("context"),
+                render_yaml_to_directory=args.get("render_directory"),
+                # Without it a changed Secret is deleted and re-created, and an istiod
+                # starting in between would find no `cacerts`.
+                enable_secret_mutable=True,
+                opts=pulumi.ResourceOptions(parent=self, aliases=was("k8s")),
+            )
+        else:
+            checks.append(cacerts.refuse_an_immutable_secret_provider(provider, args["cluster_name"]))
         namespace_dependency: list[pulumi.Resource] = []
         if args.get("create_namespace", False):
             namespace_dependency.append(
@@ -148,7 +170,9 @@ class ClusterCA(pulumi.ComponentResource):
                 pulumi.Output.from_input(args["trusted_root_pems"]).apply(lambda roots: [str(pem) for pem in roots]),
                 args.get("replace_foreign_cacerts", False),
             )
-            data = pulumi.Output.all(approval, self.cacerts).apply(lambda values: values[1])
+            checks.append(approval)
+        if checks:
+            data = pulumi.Output.all(self.cacerts, *checks).apply(lambda values: values[0])
         secret = k8s.core.v1.Secret(
             f"{name}-cacerts",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -172,6 +196,19 @@ class ClusterCA(pulumi.ComponentResource):
         # Fingerprints and dates only: public, though read from the secret data.
         self.applied_roots = pulumi.Output.unsecret(secret.data.apply(applied_roots))
         register_declared_outputs(self)
+
+
+def host_provider(args: ClusterCAArgs, opts: pulumi.ResourceOptions | None) -> k8s.Provider | None:
+    """The Kubernetes provider the host passed: the `provider` argument, else one in `opts`."""
+    if "provider" in args:
+        return args["provider"]
+    if opts is None:
+        return None
+    given = opts.providers.values() if isinstance(opts.providers, Mapping) else (opts.providers or [])
+    for provider in [opts.provider, *given]:
+        if isinstance(provider, k8s.Provider):
+            return provider
+    return None
 
 
 def _base64_values(files: dict[str, str]) -> dict[str, str]:

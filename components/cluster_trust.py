@@ -166,7 +166,7 @@ def refuse_two_entries_for_one_cluster(
         other = seen.setdefault((now.cluster_uid, cluster.namespace), cluster.name)
         if other != cluster.name:
             raise cacerts.CacertsError(
-                f"istio-ca:clusters: {other!r} and {cluster.name!r} reach the same cluster (kube-system uid "
+                f"clusters: {other!r} and {cluster.name!r} reach the same cluster (kube-system uid "
                 f"{now.cluster_uid}) and both write Secret {cluster.namespace}/cacerts: one cluster's Secret would "
                 "hold only one intermediate. Give each cluster one entry"
             )
@@ -181,7 +181,7 @@ def refuse_a_missing_namespace(
         if now is not None and not now.namespace_exists and not cluster.create_namespace:
             raise cacerts.CacertsError(
                 f"{cluster.name}: namespace {cluster.namespace} does not exist, so its cacerts cannot be written. "
-                f"Install Istio's namespace first, or set createNamespace: true in istio-ca:clusters[{index}]"
+                f"Install Istio's namespace first, or set createNamespace: true in clusters[{index}]"
             )
 
 

@@ -1,7 +1,8 @@
-"""Stack config -> typed, validated settings (components/settings.py).
+"""A mesh's description (the program's stack config, or what a host stack passes MeshCA) -> typed,
+validated settings (components/settings.py).
 
-Every `istio-ca:` key is checked before any resource is registered, so a bad config fails
-`pulumi preview` with a message naming the key, and nothing is half-created. The keys and the
+Every key is checked before any resource is registered, so a bad value fails `pulumi preview` with
+a message naming the key, and nothing is half-created. The keys and the
 Makefile's defaults are in config_schema.py; the generic checks in validation.py. This module holds
 the parsing and the rules that span keys.
 """
@@ -9,7 +10,6 @@ the parsing and the rules that span keys.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +19,6 @@ import yaml
 from istio_ca import validation
 from istio_ca.config_schema import (
     CLUSTER_KEYS,
-    CONFIG_PREFIX,
     DEFAULT_ISTIO_NAMESPACE,
     DEFAULT_RENDER_DIRECTORY,
     ECDSA_KEY_SIZES,
@@ -38,7 +37,6 @@ from istio_ca.config_schema import (
     STACK_KEYS,
     WORKLOAD_DEFAULTS,
     WORKLOAD_KEYS,
-    ConfigPath,
     default_renew_before_hours,
 )
 from istio_ca.kubeconfig import kubeconfig_server
@@ -56,44 +54,37 @@ from istio_ca.settings import (
 )
 from istio_ca.validation import ConfigError
 
-PRIVATE_KEY_MARKER = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
+def parse_settings(raw: Mapping[str, Any], host_clusters: frozenset[str] = frozenset()) -> StackSettings:
+    """Validate a mesh's description (the keys of the README's config table) and fill in the Makefile's defaults.
 
-def parse_settings(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath] = frozenset()) -> StackSettings:
-    """Validate decoded `istio-ca:` config and fill in the Makefile's defaults.
-
-    `secret_paths`: the config paths set as secrets (read_secret_paths); a key anywhere else is refused.
+    `host_clusters`: the clusters written through a provider the caller passes (MeshCA's `host_clusters`),
+    which need neither a kubeconfig nor a render directory.
     """
-    _refuse_plain_private_keys(raw, secret_paths)
-    validation.reject_unknown(raw, STACK_KEYS, CONFIG_PREFIX)
-    root_raw = validation.object_at(raw, "root", f"{CONFIG_PREFIX}:root")
-    validation.reject_unknown(root_raw, ROOT_KEYS, f"{CONFIG_PREFIX}:root")
-    root = _certificate({**ROOT_DEFAULTS, **root_raw}, root_raw, f"{CONFIG_PREFIX}:root")
+    validation.reject_unknown(raw, STACK_KEYS, "")
+    root_raw = validation.object_at(raw, "root", "root")
+    validation.reject_unknown(root_raw, ROOT_KEYS, "root")
+    root = _certificate({**ROOT_DEFAULTS, **root_raw}, root_raw, "root")
 
-    intermediate_raw = validation.object_at(raw, "intermediate", f"{CONFIG_PREFIX}:intermediate")
-    validation.reject_unknown(intermediate_raw, INTERMEDIATE_KEYS, f"{CONFIG_PREFIX}:intermediate")
+    intermediate_raw = validation.object_at(raw, "intermediate", "intermediate")
+    validation.reject_unknown(intermediate_raw, INTERMEDIATE_KEYS, "intermediate")
     # Checked here too, so a bad stack-wide value is named as the key the user set, not as a cluster's.
-    stack_intermediate = _certificate(
-        {**INTERMEDIATE_DEFAULTS, **intermediate_raw}, intermediate_raw, f"{CONFIG_PREFIX}:intermediate"
-    )
-    _renew_before_hours(intermediate_raw, stack_intermediate.validity_days, f"{CONFIG_PREFIX}:intermediate")
+    stack_intermediate = _certificate({**INTERMEDIATE_DEFAULTS, **intermediate_raw}, intermediate_raw, "intermediate")
+    _renew_before_hours(intermediate_raw, stack_intermediate.validity_days, "intermediate")
     if "sanDns" in intermediate_raw:
-        validation.dns_names(intermediate_raw["sanDns"], f"{CONFIG_PREFIX}:intermediate.sanDns")
+        validation.dns_names(intermediate_raw["sanDns"], "intermediate.sanDns")
     defaults = _StackDefaults(
         intermediate=intermediate_raw,
-        namespace=validation.namespace(
-            raw.get("istioNamespace", DEFAULT_ISTIO_NAMESPACE), f"{CONFIG_PREFIX}:istioNamespace"
-        ),
-        create_namespace=validation.boolean(raw.get("createNamespace", False), f"{CONFIG_PREFIX}:createNamespace"),
-        kubeconfig=validation.optional_text(raw.get("kubeconfig"), f"{CONFIG_PREFIX}:kubeconfig"),
-        render_directory=validation.text(
-            raw.get("renderDirectory", DEFAULT_RENDER_DIRECTORY), f"{CONFIG_PREFIX}:renderDirectory"
-        ),
-        retain_cacerts=validation.boolean(raw.get("retainCacerts", True), f"{CONFIG_PREFIX}:retainCacerts"),
+        namespace=validation.namespace(raw.get("istioNamespace", DEFAULT_ISTIO_NAMESPACE), "istioNamespace"),
+        create_namespace=validation.boolean(raw.get("createNamespace", False), "createNamespace"),
+        kubeconfig=validation.optional_text(raw.get("kubeconfig"), "kubeconfig"),
+        render_directory=validation.text(raw.get("renderDirectory", DEFAULT_RENDER_DIRECTORY), "renderDirectory"),
+        retain_cacerts=validation.boolean(raw.get("retainCacerts", True), "retainCacerts"),
+        host_clusters=host_clusters,
     )
     clusters = _clusters(raw.get("clusters"), defaults)
     workloads = _workloads(raw.get("workloads", []), defaults)
-    export_directory = validation.optional_text(raw.get("exportDirectory"), f"{CONFIG_PREFIX}:exportDirectory")
+    export_directory = validation.optional_text(raw.get("exportDirectory"), "exportDirectory")
     settings = StackSettings(
         root=root,
         clusters=clusters,
@@ -106,31 +97,30 @@ def parse_settings(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath] =
             # The renewed certificate would carry this stack's `root` subject, not the adopted root's, and
             # the intermediates the adopted root signed would name an issuer no bundle holds.
             raise ConfigError(
-                f"{CONFIG_PREFIX}:rootRotation.sameKey: an adopted root ({CONFIG_PREFIX}:existingRoot) rotates to a "
+                "rootRotation.sameKey: an adopted root (existingRoot) rotates to a "
                 "new key only (sameKey: false); its key is never copied into the state. If trust-both was applied "
-                f"with sameKey, remove {CONFIG_PREFIX}:rootRotation first to abort it"
+                "with sameKey, remove rootRotation first to abort it"
             )
         if root_raw and "rootRotation" not in raw:
             raise ConfigError(
-                f"{CONFIG_PREFIX}:root sets up a new root, {CONFIG_PREFIX}:existingRoot adopts one: set only one "
-                f"of them ({CONFIG_PREFIX}:root is for the new root of a {CONFIG_PREFIX}:rootRotation)"
+                "root sets up a new root, existingRoot adopts one: set only one "
+                "of them (root is for the new root of a rootRotation)"
             )
-        existing = _existing_root(raw["existingRoot"], _is_secret(("existingRoot", "keyPem"), secret_paths), clusters)
+        existing = _existing_root(raw["existingRoot"], clusters)
         if isinstance(existing, RootFromConfig):
             try:
                 adopted = check_root(
                     existing.cert_pem,
                     existing.key_pem,
                     longest_signed_days=settings.longest_signed_days,
-                    cert_source=f"{CONFIG_PREFIX}:existingRoot.certPem",
-                    key_source=f"{CONFIG_PREFIX}:existingRoot.keyPem",
+                    cert_source="existingRoot.certPem",
+                    key_source="existingRoot.keyPem",
                 )
             except RootError as error:
                 raise ConfigError(str(error)) from None
             if existing.sha256 is not None and adopted.sha256 != existing.sha256:
                 raise ConfigError(
-                    f"{CONFIG_PREFIX}:existingRoot.sha256: the root in certPem has SHA-256 {adopted.sha256}, "
-                    f"not {existing.sha256}"
+                    f"existingRoot.sha256: the root in certPem has SHA-256 {adopted.sha256}, not {existing.sha256}"
                 )
         return replace(settings, existing_root=existing)
     intermediates = [(f"cluster {c.name!r}", c.intermediate) for c in clusters]
@@ -140,13 +130,13 @@ def parse_settings(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath] =
             raise ConfigError(
                 f"the intermediate CA of {owner} would outlive the root: "
                 f"intermediate days {intermediate.validity_days} > root days {root.validity_days} "
-                f"(set {CONFIG_PREFIX}:intermediate.days or {CONFIG_PREFIX}:root.days so the intermediate ends first)"
+                "(set intermediate.days or root.days so the intermediate ends first)"
             )
     return settings
 
 
-def _existing_root(value: Any, is_secret: bool, clusters: tuple[ClusterSettings, ...]) -> ExistingRootSettings:
-    key = f"{CONFIG_PREFIX}:existingRoot"
+def _existing_root(value: Any, clusters: tuple[ClusterSettings, ...]) -> ExistingRootSettings:
+    key = "existingRoot"
     if not isinstance(value, dict):
         raise ConfigError(f"{key} must be an object: {{certPem, keyPem}} or {{fromCluster}}")
     validation.reject_unknown(value, EXISTING_ROOT_KEYS, key)
@@ -158,21 +148,16 @@ def _existing_root(value: Any, is_secret: bool, clusters: tuple[ClusterSettings,
         cluster = next((c for c in clusters if c.name == name), None)
         if cluster is None:
             raise ConfigError(f"{key}.fromCluster: {name!r} is not one of the clusters {[c.name for c in clusters]}")
-        if cluster.kubeconfig is None:
+        if cluster.render_directory is not None:
             raise ConfigError(f"{key}.fromCluster: cluster {name!r} has no kubeconfig to read the root through")
         return RootFromCluster(cluster=cluster, sha256=sha256)
     cert_pem = validation.pem_text(value.get("certPem"), f"{key}.certPem")
     key_pem = validation.pem_text(value.get("keyPem"), f"{key}.keyPem")
-    if not is_secret:
-        raise ConfigError(
-            f"{key}.keyPem must be a secret: set it with "
-            f"`pulumi config set --secret --path '{key}.keyPem' < root-key.pem`"
-        )
     return RootFromConfig(cert_pem=cert_pem, key_pem=key_pem, sha256=sha256)
 
 
 def _root_rotation(value: Any) -> RootRotationSettings | None:
-    key = f"{CONFIG_PREFIX}:rootRotation"
+    key = "rootRotation"
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -205,36 +190,9 @@ def refuse_a_lowered_key_generation(
         last = int(recorded)
         if cluster.key_generation < last:
             raise ConfigError(
-                f"{CONFIG_PREFIX}:clusters[{index}].keyGeneration is {cluster.key_generation}, lower than the "
+                f"clusters[{index}].keyGeneration is {cluster.key_generation}, lower than the "
                 f"{last} the last run applied: only raise it (to {last + 1} for a new key)"
             )
-
-
-def _refuse_plain_private_keys(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath]) -> None:
-    """A private key anywhere in config must be a secret, or it sits in plain text in `Pulumi.<stack>.yaml`."""
-    for path, value in _leaves(raw, ()):
-        if isinstance(value, str) and PRIVATE_KEY_MARKER.search(value) and not _is_secret(path, secret_paths):
-            raise ConfigError(
-                f"{CONFIG_PREFIX}:{_dotted(path)} holds a private key in plain text; remove it and set it with "
-                f"`pulumi config set --secret --path '{CONFIG_PREFIX}:{_dotted(path)}' < key.pem`"
-            )
-
-
-def _leaves(value: Any, path: ConfigPath) -> list[tuple[ConfigPath, Any]]:
-    if isinstance(value, Mapping):
-        return [leaf for key, child in value.items() for leaf in _leaves(child, (*path, key))]
-    if isinstance(value, list):
-        return [leaf for index, child in enumerate(value) for leaf in _leaves(child, (*path, index))]
-    return [(path, value)]
-
-
-def _is_secret(path: ConfigPath, secret_paths: frozenset[ConfigPath]) -> bool:
-    """Whether the value at `path`, or a value holding it, was set as a secret."""
-    return any(path[: len(secret)] == secret for secret in secret_paths)
-
-
-def _dotted(path: ConfigPath) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
 
 
 @dataclass(frozen=True)
@@ -245,10 +203,11 @@ class _StackDefaults:
     kubeconfig: str | None
     render_directory: str
     retain_cacerts: bool
+    host_clusters: frozenset[str]
 
 
 def _clusters(value: Any, defaults: _StackDefaults) -> tuple[ClusterSettings, ...]:
-    key = f"{CONFIG_PREFIX}:clusters"
+    key = "clusters"
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{key} must be a non-empty list of clusters, e.g. [{{name: cluster1}}]")
     clusters = tuple(_cluster(entry, defaults, f"{key}[{index}]") for index, entry in enumerate(value))
@@ -271,7 +230,7 @@ def _clusters(value: Any, defaults: _StackDefaults) -> tuple[ClusterSettings, ..
 
 
 def _workloads(value: Any, defaults: _StackDefaults) -> tuple[WorkloadSettings, ...]:
-    key = f"{CONFIG_PREFIX}:workloads"
+    key = "workloads"
     if not isinstance(value, list):
         raise ConfigError(f"{key} must be a list of workloads, e.g. [{{namespace: vm-apps}}]")
     workloads = tuple(_workload(entry, defaults, f"{key}[{index}]") for index, entry in enumerate(value))
@@ -289,13 +248,13 @@ def _workload(entry: Any, defaults: _StackDefaults, key: str) -> WorkloadSetting
     values = {**WORKLOAD_DEFAULTS, **entry}
     namespace = validation.namespace(entry.get("namespace"), f"{key}.namespace")
     intermediate = _certificate(
-        {**INTERMEDIATE_DEFAULTS, **defaults.intermediate}, defaults.intermediate, f"{CONFIG_PREFIX}:intermediate"
+        {**INTERMEDIATE_DEFAULTS, **defaults.intermediate}, defaults.intermediate, "intermediate"
     )
     days = validation.positive_days(values["days"], f"{key}.days")
     if days > intermediate.validity_days:
         raise ConfigError(
             f"{key}.days: the workload certificate ({days} days) would outlive its namespace intermediate "
-            f"({intermediate.validity_days} days, {CONFIG_PREFIX}:intermediate.days)"
+            f"({intermediate.validity_days} days, intermediate.days)"
         )
     renew_before_hours = _renew_before_hours(entry, days, key)
     return WorkloadSettings(
@@ -303,7 +262,7 @@ def _workload(entry: Any, defaults: _StackDefaults, key: str) -> WorkloadSetting
         intermediate=intermediate,
         dns_names=validation.dns_names(
             defaults.intermediate.get("sanDns", [f"istiod.{defaults.namespace}.svc"]),
-            f"{CONFIG_PREFIX}:intermediate.sanDns",
+            "intermediate.sanDns",
         ),
         service_account=validation.dns_name(values["serviceAccount"], f"{key}.serviceAccount"),
         trust_domain=validation.dns_name(values["trustDomain"], f"{key}.trustDomain"),
@@ -311,7 +270,7 @@ def _workload(entry: Any, defaults: _StackDefaults, key: str) -> WorkloadSetting
         validity_days=days,
         renew_before_hours=renew_before_hours,
         intermediate_renew_before_hours=_renew_before_hours(
-            defaults.intermediate, intermediate.validity_days, f"{CONFIG_PREFIX}:intermediate"
+            defaults.intermediate, intermediate.validity_days, "intermediate"
         ),
     )
 
@@ -351,6 +310,8 @@ def _cluster(entry: Any, defaults: _StackDefaults, key: str) -> ClusterSettings:
     if kubeconfig is None:
         if context is not None:
             raise ConfigError(f"{key}.context is set but the cluster has no kubeconfig; set {key}.kubeconfig")
+        if name in defaults.host_clusters:
+            return settings
         return replace(settings, render_directory=os.path.join(defaults.render_directory, name))
     path, server = _kubeconfig_path(kubeconfig, context, f"{key}.kubeconfig")
     return replace(settings, kubeconfig=path, context=context, server=server)

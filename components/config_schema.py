@@ -1,6 +1,7 @@
-"""The stack config's keys and the Makefile's defaults: everything a user can set, in one place.
+"""A mesh's keys and the Makefile's defaults: everything a user can set, in one place.
 
-Every key lives under `istio-ca:` in `Pulumi.<stack>.yaml`. Unset keys take the defaults of Istio's
+The program reads them as its stack config (under `istio-ca:` in `Pulumi.<stack>.yaml`); a host stack
+passes them to MeshCA. Unset keys take the defaults of Istio's
 `tools/certs/Makefile.selfsigned.mk`.
 """
 
@@ -9,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-CONFIG_PREFIX = "istio-ca"
-"""The Pulumi config namespace: keys are `istio-ca:<key>`."""
-
 ConfigPath = tuple[str | int, ...]
-"""A path below `istio-ca:`, e.g. ("existingRoot", "keyPem") or ("clusters", 0, "name")."""
+"""A path in a mesh's description, e.g. ("existingRoot", "keyPem") or ("clusters", 0, "name")."""
 
 RSA_KEY_SIZES = (2048, 3072, 4096)
 ECDSA_KEY_SIZES = (256, 384)  # P-256 and P-384: the curves istiod signs with

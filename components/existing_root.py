@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from istio_ca.certificate import CertificateArgs, Issuer
 from istio_ca.kube_api import REQUEST_TIMEOUT_SECONDS, Unreachable, api_client
 from istio_ca.outputs import register_declared_outputs
-from istio_ca.root_ca import RootGeneration, RootGenerationArgs, root_generations
+from istio_ca.root_ca import IssuedRoot, TrustedRootArgs, root_generations
 from istio_ca.root_checks import CheckedRoot, RootError, check_root
 
 ROOT_SECRET_NAMES = ("istio-ca-secret", "cacerts")
@@ -38,6 +38,9 @@ class ExistingRootArgs(TypedDict):
     """The root key, PEM (pass a secret)."""
     kubeconfig: NotRequired[pulumi.Input[str]]
     """Read the root from this cluster instead: path to (or contents of) its kubeconfig."""
+    provider: NotRequired[k8s.Provider]
+    """Or read it through the host stack's provider for the cluster; `kubeconfig`, when given too, finds
+    which of `secret_names` exists (without it, the first is read)."""
     context: NotRequired[pulumi.Input[str]]
     """Kubeconfig context of that cluster; default: its current context."""
     namespace: NotRequired[pulumi.Input[str]]
@@ -56,7 +59,7 @@ class ExistingRootArgs(TypedDict):
     """How error messages name where `cert_pem` came from (e.g. a config key)."""
     key_source: NotRequired[pulumi.Input[str]]
     """How error messages name where `private_key_pem` came from."""
-    generations: NotRequired[Sequence[RootGenerationArgs]]
+    generations: NotRequired[Sequence[TrustedRootArgs]]
     """To rotate away from the adopted root: the generations trusted, oldest first; generation 1 is the
     adopted root, later ones are made here with `new_roots`. Default: generation 1 alone."""
     signing_generation: NotRequired[int]
@@ -79,7 +82,7 @@ class ExistingRoot(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ExistingRootArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("istio-ca:index:ExistingRoot", name, None, opts)
-        if "kubeconfig" in args:
+        if "kubeconfig" in args or "provider" in args:
             secret_id, cert_pem, key_pem = self._read_from_cluster(name, args)
             cert_source = secret_id.apply(lambda where: f"Secret {where} {ROOT_CERT_FILE}")
             key_source = secret_id.apply(lambda where: f"Secret {where} {ROOT_KEY_FILE}")
@@ -101,11 +104,9 @@ class ExistingRoot(pulumi.ComponentResource):
         adopted_not_after = pulumi.Output.unsecret(checked.apply(lambda root: root.not_after))
         self.sha256 = pulumi.Output.unsecret(checked.apply(lambda root: root.sha256))
         self.private_key_pem = pulumi.Output.secret(key_pem)
-        generations = args.get("generations", [RootGenerationArgs(number=1, key_of=1)])
+        generations = args.get("generations", [TrustedRootArgs(number=1, key_from=1)])
         signing = args.get("signing_generation", 1)
-        adopted = RootGeneration(
-            cert_pem=self.cert_pem, private_key_pem=self.private_key_pem, not_after=adopted_not_after
-        )
+        adopted = IssuedRoot(cert_pem=self.cert_pem, private_key_pem=self.private_key_pem, not_after=adopted_not_after)
         if len(generations) > 1 or generations[0]["number"] != 1:
             if "new_roots" not in args:
                 raise RootError("rotating away from an adopted root needs the new roots' settings (new_roots)")
@@ -130,18 +131,22 @@ class ExistingRoot(pulumi.ComponentResource):
     def _read_from_cluster(
         self, name: str, args: ExistingRootArgs
     ) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]]:
-        provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=args["kubeconfig"],
-            context=args.get("context"),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        secret_name = pulumi.Output.all(
-            kubeconfig=args["kubeconfig"],
-            context=args.get("context"),
-            namespace=args["namespace"],
-            names=args.get("secret_names", ROOT_SECRET_NAMES),
-        ).apply(lambda where: find_root_secret(**where))
+        names = args.get("secret_names", ROOT_SECRET_NAMES)
+        if "provider" in args:
+            provider = args["provider"]
+        else:
+            provider = k8s.Provider(
+                f"{name}-k8s",
+                kubeconfig=args["kubeconfig"],
+                context=args.get("context"),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        if "kubeconfig" in args:
+            secret_name = pulumi.Output.all(
+                kubeconfig=args["kubeconfig"], context=args.get("context"), namespace=args["namespace"], names=names
+            ).apply(lambda where: find_root_secret(**where))
+        else:
+            secret_name = pulumi.Output.from_input(names).apply(lambda found: str(found[0]))
         secret_id = pulumi.Output.concat(args["namespace"], "/", secret_name)
         secret = k8s.core.v1.Secret.get(
             f"{name}-secret", secret_id, opts=pulumi.ResourceOptions(parent=self, provider=provider)
@@ -169,7 +174,7 @@ def check_adopted(
             f"{cert_source} now holds another root (SHA-256 {root.sha256}) than the one this stack adopted "
             f"(SHA-256 {expected_sha256.upper()}). istiod makes a new self-signed root when its Secret is deleted; "
             "signing with it would split the mesh's trust, so nothing was changed. To adopt it on purpose, "
-            f"pin it: istio-ca:existingRoot.sha256 = {root.sha256}"
+            f"pin it: existingRoot.sha256 = {root.sha256}"
         )
     return root
 

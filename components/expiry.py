@@ -47,7 +47,7 @@ def refuse_an_expired_root(last_not_after: str | None, rotating: bool) -> None:
     raise ConfigError(
         f"the root ended on {_format(_parse(last_not_after))}: istio-ca will not re-issue it implicitly (every "
         "intermediate and trust bundle would change at once). Rotate it in explicit phases: set "
-        "istio-ca:rootRotation.phase to trust-both (see the README, Root rotation)"
+        "rootRotation.phase to trust-both (see the README, Root rotation)"
     )
 
 

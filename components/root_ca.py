@@ -30,19 +30,19 @@ FIXED_CERT_INPUTS = [
 ]
 
 
-class RootGenerationArgs(TypedDict):
-    """One root generation."""
+class TrustedRootArgs(TypedDict):
+    """One root generation that every trust bundle holds."""
 
     number: int
     """1 for the first root, then one more per rotation."""
-    key_of: int
-    """The generation whose key it uses: its own number, or an older one's (a same-key renewal)."""
+    key_from: int
+    """The generation whose key it signs with: its own number, or an older one's (a same-key renewal)."""
 
 
 class RootCAArgs(CertificateArgs):
     """Inputs of a RootCA: every CA certificate's, and which generations exist."""
 
-    generations: NotRequired[Sequence[RootGenerationArgs]]
+    generations: NotRequired[Sequence[TrustedRootArgs]]
     """The generations every trust bundle holds, oldest first. Default: generation 1 alone."""
     signing_generation: NotRequired[int]
     """The generation that signs the intermediates; one of `generations`. Default: the first."""
@@ -69,7 +69,7 @@ class RootCA(pulumi.ComponentResource):
             None,
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=aliases)),
         )
-        generations = args.get("generations", [RootGenerationArgs(number=1, key_of=1)])
+        generations = args.get("generations", [TrustedRootArgs(number=1, key_from=1)])
         signing = args.get("signing_generation", generations[0]["number"])
         roots = root_generations(self, name, args, generations, signing)
         signer = roots[signing]
@@ -85,7 +85,7 @@ class RootCA(pulumi.ComponentResource):
 
 
 @dataclass(frozen=True)
-class RootGeneration:
+class IssuedRoot:
     """One generation's root certificate, its key and its NotAfter."""
 
     cert_pem: pulumi.Output[str]
@@ -97,10 +97,10 @@ def root_generations(
     parent: pulumi.Resource,
     name: str,
     args: CertificateArgs,
-    generations: Sequence[RootGenerationArgs],
+    generations: Sequence[TrustedRootArgs],
     signing: int,
-    adopted: RootGeneration | None = None,
-) -> dict[int, RootGeneration]:
+    adopted: IssuedRoot | None = None,
+) -> dict[int, IssuedRoot]:
     """Each generation's root, by number: generation 1 is `adopted` when given, every other one is
     made here, as `parent`'s children, with `args`' settings.
 
@@ -108,12 +108,12 @@ def root_generations(
     edit) must never delete the only key that every retained `cacerts` chains to. A generation that
     does not sign is not: a rotation retires it, an abort removes it.
     """
-    signing_key = next((g["key_of"] for g in generations if g["number"] == signing), signing)
+    signing_key = next((g["key_from"] for g in generations if g["number"] == signing), signing)
     keys = {1: adopted.private_key_pem} if adopted is not None else {}
     for generation in generations:
         # A same-key renewal signs with an older generation's key: it stays while any trusted root uses it,
         # under that generation's name, even once that generation's own certificate is retired.
-        owner = generation["key_of"]
+        owner = generation["key_from"]
         if owner not in keys:
             key = private_key(
                 generation_name(name, owner, "key"),
@@ -128,7 +128,7 @@ def root_generations(
         number = generation["number"]
         if number in roots:
             continue
-        key_pem = keys[generation["key_of"]]
+        key_pem = keys[generation["key_from"]]
         cert = tls.SelfSignedCert(
             generation_name(name, number, "cert"),
             private_key_pem=key_pem,
@@ -137,9 +137,7 @@ def root_generations(
             **extensions(ROOT_CA, self_signed=True),
             opts=pulumi.ResourceOptions(parent=parent, ignore_changes=FIXED_CERT_INPUTS, protect=number == signing),
         )
-        roots[number] = RootGeneration(
-            cert_pem=cert.cert_pem, private_key_pem=key_pem, not_after=cert.validity_end_time
-        )
+        roots[number] = IssuedRoot(cert_pem=cert.cert_pem, private_key_pem=key_pem, not_after=cert.validity_end_time)
     return roots
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pulumi
 
 from istio_ca.cluster_trust import ClusterTrust
-from istio_ca.rotation import PHASES, RootGenerations, RotationError, next_generations
+from istio_ca.rotation import PHASES, RootRotationState, RotationError, next_rotation_state
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Gate:
 
 
 def gate(
-    applied: RootGenerations,
+    applied: RootRotationState,
     wanted: str | None,
     roots: Mapping[int, str],
     clusters: Mapping[str, ClusterTrust],
@@ -46,7 +46,7 @@ def gate(
     cluster got it. A cluster behind is brought to the phase it missed, never past it, and the others
     wait with it. An abort (no phase, from `trust-both`) is refused once a cluster signs under the new root.
     """
-    next_generations(applied, wanted)  # a skipped phase is refused whatever the clusters hold
+    next_rotation_state(applied, wanted)  # a skipped phase is refused whatever the clusters hold
     if not applied.rotating:
         return Gate(wanted)
     old, new = roots.get(applied.trusted[0]), roots.get(applied.trusted[-1])
@@ -57,7 +57,7 @@ def gate(
         if applied.phase == "trust-both" and signing_new:
             raise RotationError(
                 f"cannot abort the root rotation: {', '.join(signing_new)} already sign(s) under the new root. "
-                "Set istio-ca:rootRotation.phase: trust-both and run `pulumi up` until every cluster signs under "
+                "Set rootRotation.phase: trust-both and run `pulumi up` until every cluster signs under "
                 "the old root again, then remove rootRotation"
             )
         return Gate(None)
@@ -87,7 +87,7 @@ def cluster_phase(trusted: Sequence[str], issuer: str | None, old: str | None, n
     return None
 
 
-def held_phase(applied: Mapping[str, Any], generations: RootGenerations, roots: Sequence[str]) -> str:
+def held_phase(applied: Mapping[str, Any], generations: RootRotationState, roots: Sequence[str]) -> str:
     """What a cluster's written `cacerts` (ClusterCA.applied_roots) holds, named after `generations`' phases;
     `roots`: the fingerprints of the generations trusted, oldest first. `steady` outside a rotation,
     `other` for material that fits no phase."""
@@ -107,7 +107,7 @@ STEADY, OTHER = "steady", "other"
 def held_phase_output(
     applied: pulumi.Output[dict[str, Any]],
     before: ClusterTrust | None,
-    generations: RootGenerations,
+    generations: RootRotationState,
     roots: pulumi.Output[list[str]],
 ) -> pulumi.Output[str]:
     """held_phase of what a cluster's `cacerts` holds after this run; a cluster whose write failed (its
@@ -145,10 +145,10 @@ def _waiting_line(name: str, held: str, wanted: str, phase: str, live: bool) -> 
     else:
         then = (
             "it did not answer, so its last recorded cacerts counts: bring it back and run `pulumi up` (or, if it "
-            "is gone for good, remove it from istio-ca:clusters)"
+            "is gone for good, remove it from clusters)"
         )
     return (
-        f"istio-ca:rootRotation.phase {wanted!r} waits for {name}, which has not applied {missed!r} (its cacerts "
+        f"rootRotation.phase {wanted!r} waits for {name}, which has not applied {missed!r} (its cacerts "
         f"{_HOLDS[held]}); every cluster stays at {phase!r} meanwhile: {then}"
     )
 
@@ -163,9 +163,9 @@ def _refuse_an_early_retire(
     allowed, hours = last_at + retire_after, retire_after.total_seconds() / 3600
     if now < allowed:
         raise RotationError(
-            f"istio-ca:rootRotation.phase 'retire' waits until {allowed:%Y-%m-%dT%H:%MZ}: {last} got its intermediate "
+            f"rootRotation.phase 'retire' waits until {allowed:%Y-%m-%dT%H:%MZ}: {last} got its intermediate "
             f"from the new root at {last_at:%Y-%m-%dT%H:%MZ}, and its workloads may hold certificates from the old "
-            f"intermediate for up to istio-ca:rootRotation.retireAfterHours ({hours:g} h). "
+            f"intermediate for up to rootRotation.retireAfterHours ({hours:g} h). "
             "Retiring sooner would stop every peer trusting them. Run again then, or set retireAfterHours to the "
             "longest workload certificate lifetime your istiod issues (0: retire now)"
         )

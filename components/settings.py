@@ -1,7 +1,7 @@
 """Typed settings: what the validated stack config asks for, as plain values.
 
-config.py makes them from the stack config; wiring.py (next to __main__.py) turns them into the
-components' arguments. Nothing here knows Pulumi or the components.
+config.py makes them from a mesh's description; component_args.py turns them into the components'
+arguments. Nothing here knows Pulumi or the components.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class ClusterSettings:
     server: str | None
     """The API server its kubeconfig context points at; None when rendered."""
     render_directory: str | None
-    """Where its manifests are written instead of applied; set exactly when there is no kubeconfig."""
+    """Where its manifests are written instead of applied; set exactly when there is neither a kubeconfig
+    nor a provider of the host stack's."""
     retain_cacerts: bool = True
     replace_foreign_cacerts: bool = False
     renew_before_hours: int = 0

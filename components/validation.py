@@ -23,7 +23,8 @@ class ConfigError(pulumi.RunError):
 def reject_unknown(values: Mapping[str, Any], allowed: frozenset[str], key: str) -> None:
     unknown = sorted(set(values) - allowed)
     if unknown:
-        raise ConfigError(f"{key}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        where = f"{key}: " if key else ""
+        raise ConfigError(f"{where}unknown key(s) {unknown}; allowed: {sorted(allowed)}")
 
 
 def object_at(values: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:

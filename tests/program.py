@@ -137,13 +137,16 @@ def run_program(
     secret_keys: Sequence[str] = (),
     last_outputs: dict[str, Any] | None = None,
     last_resources: dict[str, Any] | None = None,
+    program_outputs: dict[str, Any] | None = None,
 ) -> ProgramRun:
     """Run __main__.py with `istio-ca:` config under mocks (an update, or a preview); return what it did.
 
-    `last_outputs`: the stack's outputs of its previous run; `last_resources`: its recorded resources."""
+    `last_outputs`: what the mesh component recorded on its previous run, by the stack output names the
+    program exports them under; `last_resources`: the other recorded resources; `program_outputs`: the
+    stack outputs of a stack the program made before the mesh component existed."""
     recorder = use_mocks(preview)
-    recorder.last_outputs = last_outputs or {}
-    recorder.last_resources = last_resources or {}
+    recorder.last_outputs = program_outputs or {}
+    recorder.last_resources = {**(last_resources or {}), **mesh_record(last_outputs)}
     pulumi.runtime.set_all_config(
         {f"istio-ca:{key}": json.dumps(value) for key, value in config.items()},
         secret_keys=[f"istio-ca:{key}" for key in secret_keys],
@@ -170,6 +173,30 @@ def run_program(
     finally:
         signal.signal(signal.SIGINT, handler)
     return ProgramRun(recorder=recorder, outputs=outputs, namespace=namespace)
+
+
+MESH_URN = "urn:pulumi:unit::istio-ca::istio-ca:index:MeshCA::mesh"
+RECORDED_AS = {
+    "rootGenerations": "root_generations",
+    "rootSettings": "root_settings",
+    "adoptedRoot": "adopted_root",
+    "rootNotAfter": "root_not_after",
+    "clusters": "clusters",
+    "workloads": "workloads",
+}
+"""The program's stack outputs -> the mesh component's outputs they come from."""
+
+
+def mesh_record(outputs: dict[str, Any] | None) -> dict[str, Any]:
+    """The program's mesh component as a previous run recorded it, with these outputs; {} for none."""
+    if outputs is None:
+        return {}
+    return {
+        MESH_URN: {
+            "type": "istio-ca:index:MeshCA",
+            "outputs": {RECORDED_AS[k]: v for k, v in outputs.items() if k in RECORDED_AS},
+        }
+    }
 
 
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"

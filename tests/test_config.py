@@ -11,12 +11,12 @@ import pulumi
 import pytest
 
 from istio_ca.certificate import Issuer
+from istio_ca.component_args import root_ca_args, workload_certs_args
 from istio_ca.config import parse_settings
-from istio_ca.rotation import RootGenerations
+from istio_ca.rotation import RootRotationState
 from istio_ca.settings import CertificateSettings, KeySettings
-from istio_ca.stack_config import read_secret_paths, read_stack_config
 from istio_ca.validation import ConfigError
-from wiring import root_ca_args, workload_certs_args
+from stack_config import read_secret_paths, read_stack_config
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def test_per_cluster_overrides_touch_only_that_cluster() -> None:
 def test_every_key_istiod_accepts_is_honoured(algorithm: str, size: int, key_args: dict[str, Any]) -> None:
     settings = parse_settings(with_clusters({"name": "c1"}, root={"keyAlgorithm": algorithm, "keySize": size}))
     assert settings.root.key == KeySettings(algorithm, size)
-    root_args = root_ca_args(settings.root, RootGenerations())
+    root_args = root_ca_args(settings.root, RootRotationState())
     assert {k: v for k, v in root_args.items() if k in ("key_algorithm", "rsa_bits", "ecdsa_curve")} == key_args
 
 
@@ -159,19 +159,19 @@ def write_kubeconfig(directory: Path, *, contexts: list[str], current: str | Non
 
 
 BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
-    ("unknown stack key", {**TWO_CLUSTERS, "rootDays": 10}, "istio-ca: unknown key(s) ['rootDays']"),
-    ("unknown root key", {**TWO_CLUSTERS, "root": {"dayz": 1}}, "istio-ca:root: unknown key(s) ['dayz']"),
+    ("unknown stack key", {**TWO_CLUSTERS, "rootDays": 10}, "unknown key(s) ['rootDays']"),
+    ("unknown root key", {**TWO_CLUSTERS, "root": {"dayz": 1}}, "root: unknown key(s) ['dayz']"),
     (
         "unknown intermediate key",
         {**TWO_CLUSTERS, "intermediate": {"san": "x"}},
-        "istio-ca:intermediate: unknown key(s) ['san']",
+        "intermediate: unknown key(s) ['san']",
     ),
-    ("unknown cluster key", with_clusters({"name": "a", "ctx": "b"}), "istio-ca:clusters[0]: unknown key(s) ['ctx']"),
-    ("no clusters", {}, "istio-ca:clusters must be a non-empty list"),
-    ("empty cluster list", with_clusters(), "istio-ca:clusters must be a non-empty list"),
-    ("cluster not an object", with_clusters("cluster1"), "istio-ca:clusters[0] must be an object"),  # type: ignore[arg-type]
-    ("missing cluster name", with_clusters({}), "istio-ca:clusters[0].name: None is not a valid cluster name"),
-    ("empty cluster name", with_clusters({"name": ""}), "istio-ca:clusters[0].name: '' is not a valid cluster name"),
+    ("unknown cluster key", with_clusters({"name": "a", "ctx": "b"}), "clusters[0]: unknown key(s) ['ctx']"),
+    ("no clusters", {}, "clusters must be a non-empty list"),
+    ("empty cluster list", with_clusters(), "clusters must be a non-empty list"),
+    ("cluster not an object", with_clusters("cluster1"), "clusters[0] must be an object"),  # type: ignore[arg-type]
+    ("missing cluster name", with_clusters({}), "clusters[0].name: None is not a valid cluster name"),
+    ("empty cluster name", with_clusters({"name": ""}), "clusters[0].name: '' is not a valid cluster name"),
     (
         "duplicate cluster names",
         with_clusters({"name": "a"}, {"name": "a"}),
@@ -180,31 +180,31 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "cluster name not a DNS label",
         with_clusters({"name": "Cluster_1"}),
-        "istio-ca:clusters[0].name: 'Cluster_1' is not a valid cluster name",
+        "clusters[0].name: 'Cluster_1' is not a valid cluster name",
     ),
     ("cluster name too long", with_clusters({"name": "a" * 64}), "is not a valid cluster name"),
     (
         "RSA key too small",
         {**TWO_CLUSTERS, "root": {"keySize": 1024}},
-        "istio-ca:root.keySize: 1024 is not allowed for RSA; use one of [2048, 3072, 4096]",
+        "root.keySize: 1024 is not allowed for RSA; use one of [2048, 3072, 4096]",
     ),
     (
         "ECDSA curve istiod rejects",
         {**TWO_CLUSTERS, "intermediate": {"keyAlgorithm": "ECDSA", "keySize": 521}},
-        "istio-ca:intermediate.keySize: 521 is not allowed for ECDSA; use one of [256, 384]",
+        "intermediate.keySize: 521 is not allowed for ECDSA; use one of [256, 384]",
     ),
     (
         "Ed25519",
         {**TWO_CLUSTERS, "root": {"keyAlgorithm": "ED25519"}},
-        "istio-ca:root.keyAlgorithm: 'ED25519' is not allowed; use RSA or ECDSA",
+        "root.keyAlgorithm: 'ED25519' is not allowed; use RSA or ECDSA",
     ),
-    ("zero root days", {**TWO_CLUSTERS, "root": {"days": 0}}, "istio-ca:root.days must be a whole number"),
+    ("zero root days", {**TWO_CLUSTERS, "root": {"days": 0}}, "root.days must be a whole number"),
     (
         "negative intermediate days",
         with_clusters({"name": "a", "intermediate": {"days": -5}}),
-        "istio-ca:clusters[0].intermediate.days must be a whole number of days greater than 0, got -5",
+        "clusters[0].intermediate.days must be a whole number of days greater than 0, got -5",
     ),
-    ("days as text", {**TWO_CLUSTERS, "root": {"days": "ten"}}, "istio-ca:root.days must be a whole number"),
+    ("days as text", {**TWO_CLUSTERS, "root": {"days": "ten"}}, "root.days must be a whole number"),
     (
         "intermediate outlives root",
         {**TWO_CLUSTERS, "root": {"days": 365}},
@@ -213,17 +213,17 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "invalid namespace",
         {**TWO_CLUSTERS, "istioNamespace": "Istio System"},
-        "istio-ca:istioNamespace: 'Istio System' is not a valid Kubernetes namespace",
+        "istioNamespace: 'Istio System' is not a valid Kubernetes namespace",
     ),
     (
         "invalid per-cluster namespace",
         with_clusters({"name": "a", "istioNamespace": "-x"}),
-        "istio-ca:clusters[0].istioNamespace: '-x' is not a valid Kubernetes namespace",
+        "clusters[0].istioNamespace: '-x' is not a valid Kubernetes namespace",
     ),
     (
         "SAN with a space",
         {**TWO_CLUSTERS, "intermediate": {"sanDns": ["istiod istio-system"]}},
-        "istio-ca:intermediate.sanDns: 'istiod istio-system' is not a DNS name",
+        "intermediate.sanDns: 'istiod istio-system' is not a DNS name",
     ),
     (
         "SAN that is a URI",
@@ -231,19 +231,19 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "is not a DNS name",
     ),
     ("empty SAN list", {**TWO_CLUSTERS, "intermediate": {"sanDns": []}}, "must be a DNS name or a non-empty list"),
-    ("empty org", {**TWO_CLUSTERS, "root": {"org": " "}}, "istio-ca:root.org must be a non-empty string"),
+    ("empty org", {**TWO_CLUSTERS, "root": {"org": " "}}, "root.org must be a non-empty string"),
     (
         "missing kubeconfig file",
         {**TWO_CLUSTERS, "kubeconfig": "/nonexistent/kubeconfig"},
-        "istio-ca:clusters[0].kubeconfig: kubeconfig file /nonexistent/kubeconfig does not exist",
+        "clusters[0].kubeconfig: kubeconfig file /nonexistent/kubeconfig does not exist",
     ),
     (
         "context without kubeconfig",
         with_clusters({"name": "a", "context": "a"}),
-        "istio-ca:clusters[0].context is set but the cluster has no kubeconfig",
+        "clusters[0].context is set but the cluster has no kubeconfig",
     ),
     ("createNamespace not a bool", {**TWO_CLUSTERS, "createNamespace": "yes"}, "must be true or false"),
-    ("root not an object", {**TWO_CLUSTERS, "root": "big"}, "istio-ca:root must be an object"),
+    ("root not an object", {**TWO_CLUSTERS, "root": "big"}, "root must be an object"),
 ]
 
 
@@ -332,15 +332,15 @@ def test_workload_settings_are_honoured() -> None:
 
 
 BAD_WORKLOADS: list[tuple[str, Any, str]] = [
-    ("not a list", {"namespace": "a"}, "istio-ca:workloads must be a list"),
-    ("entry not an object", ["vm"], "istio-ca:workloads[0] must be an object"),
-    ("missing namespace", [{}], "istio-ca:workloads[0].namespace: None is not a valid Kubernetes namespace"),
-    ("bad namespace", [{"namespace": "VM"}], "istio-ca:workloads[0].namespace: 'VM' is not a valid"),
+    ("not a list", {"namespace": "a"}, "workloads must be a list"),
+    ("entry not an object", ["vm"], "workloads[0] must be an object"),
+    ("missing namespace", [{}], "workloads[0].namespace: None is not a valid Kubernetes namespace"),
+    ("bad namespace", [{"namespace": "VM"}], "workloads[0].namespace: 'VM' is not a valid"),
     ("duplicate", [{"namespace": "a"}, {"namespace": "a"}], "namespace 'a' is listed twice"),
-    ("unknown key", [{"namespace": "a", "sa": "x"}], "istio-ca:workloads[0]: unknown key(s) ['sa']"),
+    ("unknown key", [{"namespace": "a", "sa": "x"}], "workloads[0]: unknown key(s) ['sa']"),
     ("bad service account", [{"namespace": "a", "serviceAccount": "My SA"}], "serviceAccount: 'My SA' is not a DNS"),
     ("bad trust domain", [{"namespace": "a", "trustDomain": "spiffe://x"}], "trustDomain: 'spiffe://x' is not a DNS"),
-    ("zero days", [{"namespace": "a", "days": 0}], "istio-ca:workloads[0].days must be a whole number"),
+    ("zero days", [{"namespace": "a", "days": 0}], "workloads[0].days must be a whole number"),
     ("outlives its CA", [{"namespace": "a", "days": 731}], "would outlive its namespace intermediate (730 days"),
 ]
 

@@ -8,15 +8,16 @@ from typing import Any
 
 import pytest
 
+from istio_ca.component_args import existing_root_args
 from istio_ca.config import parse_settings
 from istio_ca.existing_root import check_adopted, recorded_sha256, secret_file
 from istio_ca.root_checks import RootError, check_root
 from istio_ca.settings import RootFromCluster, RootFromConfig
 from istio_ca.validation import ConfigError
+from stack_config import refuse_plain_private_keys
 from tests.program import run_program, unwrap_secret
 from tests.roots import make_intermediate, make_root
 from tests.test_config import write_kubeconfig
-from wiring import existing_root_args
 
 ROOT_CERT, ROOT_KEY = make_root()
 OTHER_CERT, OTHER_KEY = make_root()
@@ -26,7 +27,7 @@ SECRET = frozenset({("existingRoot",)})
 
 
 def test_root_from_config_is_checked_and_kept() -> None:
-    existing = parse_settings(FROM_CONFIG, SECRET).existing_root
+    existing = parse_settings(FROM_CONFIG).existing_root
     assert isinstance(existing, RootFromConfig)
     assert (existing.cert_pem, existing.key_pem) == (ROOT_CERT, ROOT_KEY)
     args = existing_root_args(existing, longest_signed_days=730)
@@ -69,13 +70,13 @@ BAD: list[tuple[str, dict[str, Any], frozenset[tuple[str | int, ...]], str]] = [
         "not PEM",
         {**CLUSTERS, "existingRoot": {"certPem": "hello", "keyPem": ROOT_KEY}},
         SECRET,
-        "istio-ca:existingRoot.certPem holds text that is not PEM",
+        "existingRoot.certPem holds text that is not PEM",
     ),
     (
         "key not PEM",
         {**CLUSTERS, "existingRoot": {"certPem": ROOT_CERT, "keyPem": "x"}},
         SECRET,
-        "istio-ca:existingRoot.keyPem holds text that is not PEM",
+        "existingRoot.keyPem holds text that is not PEM",
     ),
     ("no key", {**CLUSTERS, "existingRoot": {"certPem": ROOT_CERT}}, SECRET, "existingRoot.keyPem must be a non-empty"),
     ("both root and existingRoot", {**FROM_CONFIG, "root": {"days": 10}}, SECRET, "set only one of them"),
@@ -92,7 +93,8 @@ def test_bad_existing_root_is_refused_before_anything_is_created(
     config: dict[str, Any], secret: frozenset[tuple[str | int, ...]], message: str
 ) -> None:
     with pytest.raises(ConfigError) as error:
-        parse_settings(config, secret)
+        refuse_plain_private_keys(config, secret)
+        parse_settings(config)
     assert message in str(error.value)
     assert "PRIVATE KEY" not in str(error.value)
 
@@ -100,8 +102,8 @@ def test_bad_existing_root_is_refused_before_anything_is_created(
 def test_a_root_ending_before_the_intermediates_is_refused() -> None:
     cert, key = make_root(days=100)
     with pytest.raises(ConfigError, match="would outlive it"):
-        parse_settings({**CLUSTERS, "existingRoot": {"certPem": cert, "keyPem": key}}, SECRET)
-    parse_settings({**CLUSTERS, "intermediate": {"days": 90}, "existingRoot": {"certPem": cert, "keyPem": key}}, SECRET)
+        parse_settings({**CLUSTERS, "existingRoot": {"certPem": cert, "keyPem": key}})
+    parse_settings({**CLUSTERS, "intermediate": {"days": 90}, "existingRoot": {"certPem": cert, "keyPem": key}})
 
 
 def test_secret_without_a_root_names_what_is_missing() -> None:
@@ -129,7 +131,7 @@ def test_program_signs_the_intermediates_with_the_adopted_root() -> None:
 
 
 def adopt(cert_pem: str, key_pem: str) -> None:
-    parse_settings({**CLUSTERS, "existingRoot": {"certPem": cert_pem, "keyPem": key_pem}}, SECRET)
+    parse_settings({**CLUSTERS, "existingRoot": {"certPem": cert_pem, "keyPem": key_pem}})
 
 
 @pytest.mark.parametrize(
@@ -173,13 +175,13 @@ def test_keys_as_istiod_openssl_and_ec_tools_write_them_are_accepted(key_format:
 def test_a_pinned_fingerprint_must_match() -> None:
     pinned = check_root(ROOT_CERT, ROOT_KEY).sha256
     config = {**CLUSTERS, "existingRoot": {"certPem": ROOT_CERT, "keyPem": ROOT_KEY, "sha256": pinned.lower()}}
-    assert parse_settings(config, SECRET).existing_root is not None
+    assert parse_settings(config).existing_root is not None
     config["existingRoot"]["sha256"] = check_root(OTHER_CERT, OTHER_KEY).sha256
     with pytest.raises(ConfigError, match=f"has SHA-256 {pinned}, not"):
-        parse_settings(config, SECRET)
+        parse_settings(config)
     config["existingRoot"]["sha256"] = "abc"
     with pytest.raises(ConfigError, match="is not a SHA-256 fingerprint"):
-        parse_settings(config, SECRET)
+        parse_settings(config)
 
 
 def test_a_root_read_from_a_cluster_must_be_the_one_adopted_before() -> None:
@@ -192,5 +194,5 @@ def test_a_root_read_from_a_cluster_must_be_the_one_adopted_before() -> None:
         check_adopted(OTHER_CERT, OTHER_KEY, 0, source, "key", recorded)
     message = str(error.value)
     assert f"now holds another root (SHA-256 {check_root(OTHER_CERT, OTHER_KEY).sha256})" in message
-    assert recorded in message and "istio-ca:existingRoot.sha256" in message
+    assert recorded in message and "existingRoot.sha256" in message
     assert check_adopted(ROOT_CERT, ROOT_KEY, 0, source, "key", recorded.lower()).sha256 == recorded

@@ -8,6 +8,7 @@ from pulumi.provider.experimental.analyzer import Analyzer
 
 from istio_ca.cluster_ca import ClusterCA
 from istio_ca.existing_root import ExistingRoot
+from istio_ca.mesh_ca import MESH_CA_TYPE, MeshCA
 from istio_ca.root_ca import RootCA
 from istio_ca.workload_certs import WorkloadCerts
 from tests.program import FAKE_NOT_AFTER, fake_cert, run_program, unwrap_secret
@@ -25,9 +26,11 @@ def parent_of(urn: str) -> tuple[str, str]:
 
 def test_trust_tree_is_one_root_with_each_cluster_under_it() -> None:
     recorder = run_program(DEV_STACK).recorder
+    (mesh,) = recorder.of_type(MESH_CA_TYPE)
+    assert mesh.name == "mesh" and parent_of(mesh.parent)[0] == "pulumi:pulumi:Stack"
     (root,) = recorder.of_type(ROOT_TYPE)
     assert root.name == "root"
-    assert parent_of(root.parent)[0] == "pulumi:pulumi:Stack"
+    assert parent_of(root.parent) == (MESH_CA_TYPE, "mesh")
     clusters = recorder.of_type(CLUSTER_TYPE)
     assert sorted(c.name for c in clusters) == ["cluster1", "cluster2", "cluster3"]
     assert all(parent_of(c.parent) == (ROOT_TYPE, "root") for c in clusters)
@@ -46,7 +49,7 @@ def test_every_cluster_child_is_parented_to_its_cluster() -> None:
             ("tls:index/locallySignedCert:LocallySignedCert", f"{cluster}-cert"),
             ("tls:index/privateKey:PrivateKey", f"{cluster}-key"),
         ]
-    assert len(recorder.resources) == 3 + 6 * 3  # root, its key and cert; per cluster 1 + 5
+    assert len(recorder.resources) == 1 + 3 + 6 * 3  # the mesh; root, its key and cert; per cluster 1 + 5
 
 
 def test_stack_outputs_hold_certificates_and_dates() -> None:
@@ -81,7 +84,9 @@ def test_no_private_key_in_any_plain_output() -> None:
 
 def test_components_register_their_outputs_with_keys_only_as_secrets() -> None:
     registered = run_program(DEV_STACK).recorder.component_outputs
-    assert set(registered) == {"root", "cluster1", "cluster2", "cluster3"}
+    assert set(registered) == {"mesh", "root", "cluster1", "cluster2", "cluster3"}
+    # Every declared output; `adopted_root` is None without an adopted root, which the engine does not record.
+    assert set(registered["mesh"]) == set(MeshCA.__annotations__) - {"adopted_root"}
     assert set(registered["root"]) == {"cert_pem", "private_key_pem", "not_after", "trusted_root_pems"}
     assert set(registered["cluster1"]) == {
         "cert_pem",
@@ -95,7 +100,10 @@ def test_components_register_their_outputs_with_keys_only_as_secrets() -> None:
     }
     for component, outputs in registered.items():
         secret = {name for name, value in outputs.items() if unwrap_secret(value)[1]}
-        assert secret == ({"private_key_pem"} if component == "root" else {"private_key_pem", "cacerts"})
+        expected = {"mesh": {"workload_keys"}, "root": {"private_key_pem"}}.get(
+            component, {"private_key_pem", "cacerts"}
+        )
+        assert secret == expected
         plain = {name: value for name, value in outputs.items() if name not in secret}
         assert "PRIVATE KEY" not in json.dumps(plain), component
 

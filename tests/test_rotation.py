@@ -6,9 +6,9 @@ import pulumi
 import pytest
 
 from istio_ca.rotation import (
-    RootGenerations,
+    RootRotationState,
     RotationError,
-    next_generations,
+    next_rotation_state,
     refuse_a_changed_rotation,
     refuse_to_drop_an_adopted_root,
 )
@@ -16,10 +16,10 @@ from istio_ca.validation import ConfigError
 from tests.program import fake_cert, run_program
 from tests.roots import make_root
 
-STEADY = RootGenerations()
-TRUST_BOTH = RootGenerations(trusted=(1, 2), signing=1, phase="trust-both")
-SWITCH = RootGenerations(trusted=(1, 2), signing=2, phase="switch")
-RETIRE = RootGenerations(trusted=(2,), signing=2, phase="retire")
+STEADY = RootRotationState()
+TRUST_BOTH = RootRotationState(trusted=(1, 2), signing=1, phase="trust-both")
+SWITCH = RootRotationState(trusted=(1, 2), signing=2, phase="switch")
+RETIRE = RootRotationState(trusted=(2,), signing=2, phase="retire")
 
 
 @pytest.mark.parametrize(
@@ -32,12 +32,12 @@ RETIRE = RootGenerations(trusted=(2,), signing=2, phase="retire")
         (SWITCH, "switch", SWITCH),
         (SWITCH, "retire", RETIRE),
         (RETIRE, "retire", RETIRE),
-        (RETIRE, None, RootGenerations(trusted=(2,), signing=2)),
+        (RETIRE, None, RootRotationState(trusted=(2,), signing=2)),
         (SWITCH, "trust-both", TRUST_BOTH),  # one phase back
-        (RETIRE, "trust-both", RootGenerations(trusted=(2, 3), signing=2, phase="trust-both")),  # the next rotation
+        (RETIRE, "trust-both", RootRotationState(trusted=(2, 3), signing=2, phase="trust-both")),  # the next rotation
         (TRUST_BOTH, None, STEADY),  # an abort: the new generation leaves the state
         (
-            RootGenerations(trusted=(1, 2), signing=1, phase="trust-both", key_of={2: 1}),
+            RootRotationState(trusted=(1, 2), signing=1, phase="trust-both", shared_keys={2: 1}),
             None,
             STEADY,
         ),  # a same-key renewal aborted
@@ -58,9 +58,9 @@ RETIRE = RootGenerations(trusted=(2,), signing=2, phase="retire")
     ],
 )
 def test_each_phase_holds_what_it_promises(
-    applied: RootGenerations, wanted: str | None, result: RootGenerations
+    applied: RootRotationState, wanted: str | None, result: RootRotationState
 ) -> None:
-    assert next_generations(applied, wanted) == result
+    assert next_rotation_state(applied, wanted) == result
 
 
 @pytest.mark.parametrize(
@@ -73,23 +73,23 @@ def test_each_phase_holds_what_it_promises(
         (
             SWITCH,
             None,
-            "a root rotation is in phase 'switch': set istio-ca:rootRotation.phase to go on ('retire'), or back to "
+            "a root rotation is in phase 'switch': set rootRotation.phase to go on ('retire'), or back to "
             "'trust-both' and then remove rootRotation to abort it",
         ),
     ],
     ids=["skip to switch", "skip to retire", "skip switch", "back from retire", "dropped after switch"],
 )
 def test_a_skipped_phase_or_a_step_back_from_retire_is_refused(
-    applied: RootGenerations, wanted: str | None, message: str
+    applied: RootRotationState, wanted: str | None, message: str
 ) -> None:
     with pytest.raises(RotationError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        next_generations(applied, wanted)
+        next_rotation_state(applied, wanted)
 
 
 def test_a_same_key_renewal_reuses_the_signing_roots_key() -> None:
-    renewed = next_generations(STEADY, "trust-both", same_key=True)
-    assert renewed.trusted == (1, 2) and renewed.key_generation(2) == 1
-    assert RootGenerations.from_output(renewed.to_output()) == renewed
+    renewed = next_rotation_state(STEADY, "trust-both", same_key=True)
+    assert renewed.trusted == (1, 2) and renewed.key_owner(2) == 1
+    assert RootRotationState.from_output(renewed.to_output()) == renewed
 
 
 def test_the_program_builds_the_phase_from_the_last_runs_outputs() -> None:
@@ -134,7 +134,7 @@ def test_an_adopted_root_rotates_away_through_the_same_phases() -> None:
     assert run.outputs["rootGenerations"][0]["adopted"] is True
     assert run.outputs["trustedRootsPem"][0] == root_cert + fake_cert("root-g2-cert")
 
-    trust_both = RootGenerations.from_output(run.outputs["rootGenerations"][0])
+    trust_both = RootRotationState.from_output(run.outputs["rootGenerations"][0])
     switched = run_program(
         {**config, "rootRotation": {"phase": "switch"}},
         secret_keys=["existingRoot"],
@@ -144,10 +144,10 @@ def test_an_adopted_root_rotates_away_through_the_same_phases() -> None:
 
 
 def test_the_adopted_root_stays_in_the_config_until_it_is_retired() -> None:
-    applied = RootGenerations(trusted=(1, 2), signing=2, phase="switch", adopted=True)
+    applied = RootRotationState(trusted=(1, 2), signing=2, phase="switch", adopted=True)
     with pytest.raises(RotationError, match="keep existingRoot in the config until a rotation has retired it"):
         run_program({"clusters": [{"name": "east"}]}, last_outputs={"rootGenerations": applied.to_output()})
-    retired = RootGenerations(trusted=(2,), signing=2, phase="retire", adopted=True)
+    retired = RootRotationState(trusted=(2,), signing=2, phase="retire", adopted=True)
     run = run_program({"clusters": [{"name": "east"}]}, last_outputs={"rootGenerations": retired.to_output()})
     assert {r.name for r in run.recorder.of_type("tls:index/selfSignedCert:SelfSignedCert")} == {"root-g2-cert"}
 
@@ -158,15 +158,15 @@ def test_changed_root_settings_keep_the_root_and_say_so(monkeypatch: pytest.Monk
     first = run_program({"clusters": [{"name": "east"}]})
     last = {key: value for key, (value, _) in first.outputs.items()}
     run_program({"clusters": [{"name": "east"}], "root": {"days": 7300, "org": "Acme"}}, last_outputs=last)
-    (message,) = [w for w in warnings if "istio-ca:root settings changed" in w]
-    assert message.startswith("istio-ca:root settings changed (days, org): the current root is kept")
+    (message,) = [w for w in warnings if "root settings changed" in w]
+    assert message.startswith("root settings changed (days, org): the current root is kept")
 
 
 def test_a_same_key_renewal_of_an_adopted_root_keeps_existing_root_while_its_key_signs() -> None:
-    renewed = RootGenerations(trusted=(2,), signing=2, phase="retire", key_of={2: 1}, adopted=True)
+    renewed = RootRotationState(trusted=(2,), signing=2, phase="retire", shared_keys={2: 1}, adopted=True)
     with pytest.raises(RotationError, match="keep existingRoot \\(its key signs\\)"):
         refuse_to_drop_an_adopted_root(renewed)
-    refuse_to_drop_an_adopted_root(RootGenerations(trusted=(2,), signing=2, phase="retire", adopted=True))
+    refuse_to_drop_an_adopted_root(RootRotationState(trusted=(2,), signing=2, phase="retire", adopted=True))
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_a_same_key_renewal_of_an_adopted_root_keeps_existing_root_while_its_key
     ids=["steady", "trust both", "switch", "after"],
 )
 def test_the_signing_roots_key_and_certificate_are_protected(
-    applied: RootGenerations | None, wanted: str | None, protected: set[str], released: set[str]
+    applied: RootRotationState | None, wanted: str | None, protected: set[str], released: set[str]
 ) -> None:
     config: dict[str, object] = {"clusters": [{"name": "east"}]}
     if wanted is not None:
@@ -193,7 +193,7 @@ def test_the_signing_roots_key_and_certificate_are_protected(
 
 
 def test_a_same_key_renewal_keeps_the_shared_key_protected_after_retire() -> None:
-    renewed = RootGenerations(trusted=(2,), signing=2, phase="retire", key_of={2: 1})
+    renewed = RootRotationState(trusted=(2,), signing=2, phase="retire", shared_keys={2: 1})
     requests = run_program({"clusters": [{"name": "east"}]}, last_outputs={"rootGenerations": renewed.to_output()})
     roots = {name: request.protect for name, request in requests.recorder.requests.items() if name.startswith("root-")}
     assert roots == {"root-key": True, "root-g2-cert": True}
@@ -207,21 +207,21 @@ ROOT_SETTINGS = {"org": "cluster.local", "commonName": "Root CA", "days": 3650, 
     [
         (TRUST_BOTH, True, ROOT_SETTINGS, "rootRotation.sameKey is true, but the new root was made with a new key"),
         (
-            RootGenerations(trusted=(1, 2), signing=2, phase="switch", key_of={2: 1}),
+            RootRotationState(trusted=(1, 2), signing=2, phase="switch", shared_keys={2: 1}),
             False,
             ROOT_SETTINGS,
             "sameKey is false, but the new root was made with the old root's key when 'trust-both' was applied",
         ),
-        (TRUST_BOTH, False, {**ROOT_SETTINGS, "days": 7300}, r"istio-ca:root settings changed \(days\) after"),
+        (TRUST_BOTH, False, {**ROOT_SETTINGS, "days": 7300}, r"root settings changed \(days\) after"),
     ],
     ids=["same key set late", "same key dropped", "root settings"],
 )
 def test_rotation_settings_changed_after_trust_both_are_refused_with_the_way_out(
-    applied: RootGenerations, same_key: bool, settings: dict[str, object], message: str
+    applied: RootRotationState, same_key: bool, settings: dict[str, object], message: str
 ) -> None:
     with pytest.raises(RotationError, match=message) as error:
         refuse_a_changed_rotation(applied, same_key, ROOT_SETTINGS, settings)
-    assert "abort first (remove istio-ca:rootRotation while in 'trust-both')" in str(error.value)
+    assert "abort first (remove rootRotation while in 'trust-both')" in str(error.value)
 
 
 def test_unchanged_rotation_settings_an_abort_or_the_steady_state_pass() -> None:
@@ -244,5 +244,5 @@ def test_an_adopted_root_rotates_to_a_new_key_only() -> None:
         "existingRoot": {"certPem": root_cert, "keyPem": root_key},
         "rootRotation": {"phase": "trust-both", "sameKey": True},
     }
-    with pytest.raises(ConfigError, match=r"an adopted root \(istio-ca:existingRoot\) rotates to a new key only"):
+    with pytest.raises(ConfigError, match=r"an adopted root \(existingRoot\) rotates to a new key only"):
         run_program(config, secret_keys=["existingRoot"])

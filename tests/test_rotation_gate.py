@@ -8,14 +8,14 @@ import pulumi
 import pytest
 
 from istio_ca.cluster_trust import ClusterTrust
-from istio_ca.rotation import RootGenerations, RotationError
+from istio_ca.rotation import RootRotationState, RotationError
 from istio_ca.rotation_gate import NOT_STARTED, Gate, gate
 from tests.program import run_program
 
-STEADY = RootGenerations()
-TRUST_BOTH = RootGenerations(trusted=(1, 2), signing=1, phase="trust-both")
-SWITCH = RootGenerations(trusted=(1, 2), signing=2, phase="switch")
-RETIRE = RootGenerations(trusted=(2,), signing=2, phase="retire")
+STEADY = RootRotationState()
+TRUST_BOTH = RootRotationState(trusted=(1, 2), signing=1, phase="trust-both")
+SWITCH = RootRotationState(trusted=(1, 2), signing=2, phase="switch")
+RETIRE = RootRotationState(trusted=(2,), signing=2, phase="retire")
 
 
 OLD, NEW = "OLD", "NEW"
@@ -61,7 +61,7 @@ def holds(phase: str, issued_hours_ago: float = 48, live: bool = True) -> Cluste
     ],
 )
 def test_a_phase_waits_for_every_cluster_to_hold_the_one_before(
-    applied: RootGenerations, wanted: str | None, clusters: dict[str, str], phase: str | None, waiting: list[str]
+    applied: RootRotationState, wanted: str | None, clusters: dict[str, str], phase: str | None, waiting: list[str]
 ) -> None:
     result = gate(applied, wanted, ROOTS, {name: holds(held) for name, held in clusters.items()}, DAY, NOW)
     assert result.phase == phase
@@ -71,7 +71,7 @@ def test_a_phase_waits_for_every_cluster_to_hold_the_one_before(
 def test_a_waiting_line_names_the_cluster_the_phase_it_missed_and_what_to_run() -> None:
     up = gate(TRUST_BOTH, "switch", ROOTS, {"c1": holds("trust-both"), "c3": holds(NOT_STARTED)}, DAY, NOW)
     assert up.waiting == (
-        "istio-ca:rootRotation.phase 'switch' waits for c3, which has not applied 'trust-both' (its cacerts trusts "
+        "rootRotation.phase 'switch' waits for c3, which has not applied 'trust-both' (its cacerts trusts "
         "only the old root); every cluster stays at 'trust-both' meanwhile: this run brings it to 'trust-both'; run "
         "`pulumi up` again after it",
     )
@@ -79,7 +79,7 @@ def test_a_waiting_line_names_the_cluster_the_phase_it_missed_and_what_to_run() 
     (line,) = down.waiting
     assert "c3, which has not applied 'switch' (its cacerts still signs under the old root)" in line
     assert "it did not answer, so its last recorded cacerts counts" in line
-    assert "if it is gone for good, remove it from istio-ca:clusters" in line
+    assert "if it is gone for good, remove it from clusters" in line
 
 
 def test_a_cluster_that_is_down_but_applied_the_phase_before_does_not_block() -> None:

@@ -17,15 +17,8 @@ import yaml
 from tests.e2e.leak_audit import AUDIT
 from tests.program import PROJECT_DIR
 
-PROJECT_FILES = (
-    "Pulumi.yaml",
-    "Pulumi.dev.yaml",
-    "__main__.py",
-    "wiring.py",
-    "requirements.txt",
-    "components",
-    "istio_ca",
-)
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "requirements.txt", "components", "istio_ca")
+"""The program's files besides its top-level modules (`*.py`, which differ between versions)."""
 PASSPHRASE = "e2e-only-passphrase"
 COMMAND_TIMEOUT_SECONDS = 600
 
@@ -197,7 +190,8 @@ def _without_ciphertext(value: Any) -> Any:
 
 def copy_program(source: Path, directory: Path) -> None:
     """The program's files from `source` (this checkout, or an older one) into `directory`, replacing any there."""
-    for name in PROJECT_FILES:
+    modules = {path.name for path in [*source.glob("*.py"), *directory.glob("*.py")]}
+    for name in [*PROJECT_FILES, *sorted(modules)]:
         origin, target = source / name, directory / name
         if target.is_symlink() or target.is_file():
             target.unlink()

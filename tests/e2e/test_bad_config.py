@@ -13,9 +13,9 @@ GOOD: dict[str, Any] = {
     "intermediate": {"keyAlgorithm": "ECDSA"},
 }
 BAD: list[tuple[dict[str, Any], str]] = [
-    ({"clusters": [{"name": "cluster1 "}]}, "istio-ca:clusters[0].name: 'cluster1 ' is not a valid cluster name"),
-    ({**GOOD, "root": {"org": "Acme "}}, "istio-ca:root.org: 'Acme ' starts or ends with white space"),
-    ({**GOOD, "retainCacerts": "no"}, "istio-ca:retainCacerts must be true or false, got 'no'"),
+    ({"clusters": [{"name": "cluster1 "}]}, "clusters[0].name: 'cluster1 ' is not a valid cluster name"),
+    ({**GOOD, "root": {"org": "Acme "}}, "root.org: 'Acme ' starts or ends with white space"),
+    ({**GOOD, "retainCacerts": "no"}, "retainCacerts must be true or false, got 'no'"),
 ]
 
 

@@ -75,7 +75,7 @@ def test_adopts_istiods_self_signed_root_from_istio_ca_secret(
     other_fingerprint = sha256_fingerprint(load_certificates(other_cert)[0])
     assert result.returncode != 0 and "Traceback" not in output
     assert f"now holds another root (SHA-256 {other_fingerprint}) than the one this stack adopted" in output
-    assert f"(SHA-256 {fingerprint})" in output and "istio-ca:existingRoot.sha256" in output
+    assert f"(SHA-256 {fingerprint})" in output and "existingRoot.sha256" in output
     assert (workspace.history_length(), workspace.resources()) == (history, resources)  # stopped in preview
     assert_signed_by(workspace, clusters, namespace, root_cert)  # the clusters keep the old root
 
@@ -136,7 +136,7 @@ def test_refuses_the_makefiles_cluster_intermediate_as_a_root(
     result = workspace.run("preview", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output
-    assert "istio-ca:existingRoot.certPem: " in output
+    assert "existingRoot.certPem: " in output
     assert "is not a root: it is issued by CN=Root CA,O=Istio, not self-signed" in output
     assert {r["type"] for r in workspace.resources().values()} <= {"pulumi:pulumi:Stack"}
 
@@ -151,7 +151,7 @@ def test_refuses_a_key_that_does_not_match_before_creating_anything(
     set_root_in_config(workspace, root_cert, other_key)
     result = workspace.run("up", "--yes", check=False)
     assert result.returncode != 0
-    assert "istio-ca:existingRoot.keyPem does not match the certificate" in result.stdout + result.stderr
+    assert "existingRoot.keyPem does not match the certificate" in result.stdout + result.stderr
     for cluster in clusters.values():
         assert cluster.secret(namespace, "cacerts") is None
     assert {r["type"] for r in workspace.resources().values()} <= {"pulumi:pulumi:Stack"}  # nothing half-created

@@ -170,17 +170,17 @@ def test_config_mistakes_are_refused_before_anything_changes(
     (workspace.directory / "localhost.kubeconfig").write_text(json.dumps(other_name))
     refused(
         {**good, "clusters": [first, {**second, "kubeconfig": str(workspace.directory / "localhost.kubeconfig")}]},
-        "istio-ca:clusters: 'cluster1' and 'cluster2' reach the same cluster (kube-system uid",
+        "clusters: 'cluster1' and 'cluster2' reach the same cluster (kube-system uid",
         "cluster",
     )
     refused(
         {**good, "clusters": [first, {**second, "keyGeneration": 1}]},
-        "istio-ca:clusters[1].keyGeneration is 1, lower than the 2 the last run applied",
+        "clusters[1].keyGeneration is 1, lower than the 2 the last run applied",
         "config",
     )
     refused(
         {**good, "intermediate": {**FAST_KEYS, "renewBeforeDays": 0}},
-        "istio-ca:intermediate.renewBeforeDays must be a whole number of days shorter than the lifetime",
+        "intermediate.renewBeforeDays must be a whole number of days shorter than the lifetime",
         "config",
     )
     refused(
@@ -194,12 +194,12 @@ def test_config_mistakes_are_refused_before_anything_changes(
     workspace.up()
     refused(
         {**good, "rootRotation": {"phase": "switch", "sameKey": True}},
-        "istio-ca:rootRotation.sameKey is true, but the new root was made with a new key",
+        "rootRotation.sameKey is true, but the new root was made with a new key",
         "rotation",
     )
     refused(
         {**good, "root": {**FAST_KEYS, "days": 7300}, "rootRotation": {"phase": "switch"}},
-        "istio-ca:root settings changed (days) after 'trust-both' made the new root",
+        "root settings changed (days) after 'trust-both' made the new root",
         "rotation",
     )
     workspace.write_config(good)  # abort

@@ -272,7 +272,7 @@ def test_a_changed_root_setting_keeps_the_root_and_everything_itsigned_by(
     before = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
     workspace.write_config({**workspace.config(), "root": {"keyAlgorithm": "ECDSA", "days": 7300, "org": "Acme"}})
     assert workspace.planned_changes() == {}  # no root re-issued, so no intermediate either
-    assert "istio-ca:root settings changed (days, org): the current root is kept" in workspace.run("preview").stdout
+    assert "root settings changed (days, org): the current root is kept" in workspace.run("preview").stdout
     workspace.up()
     assert {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()} == before
     workspace.destroy()

@@ -107,7 +107,7 @@ def test_each_phase_waits_for_a_cluster_that_was_down_and_it_catches_up_one_phas
         set_phase(workspace, "switch", retireAfterHours=0)
         preview = workspace.run("preview", "--diff")
         assert (
-            "istio-ca:rootRotation.phase 'switch' waits for cluster3, which has not applied 'trust-both' (its "
+            "rootRotation.phase 'switch' waits for cluster3, which has not applied 'trust-both' (its "
             "cacerts trusts only the old root); every cluster stays at 'trust-both' meanwhile: it did not answer"
         ) in printed(preview)
         assert not any(op == "replace" for op in workspace.planned_changes().values())
@@ -142,7 +142,7 @@ def test_each_phase_waits_for_a_cluster_that_was_down_and_it_catches_up_one_phas
     refused = workspace.run("preview", check=False)
     assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
     message = printed(refused)
-    assert "istio-ca:rootRotation.phase 'retire' waits until " in message
+    assert "rootRotation.phase 'retire' waits until " in message
     assert "got its intermediate from the new root at" in message and "retireAfterHours (24 h)" in message
     assert workspace.run("up", "--yes", check=False).returncode != 0
     assert (workspace.history_length(), workspace.resources()) == (history, resources)

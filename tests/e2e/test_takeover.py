@@ -83,8 +83,8 @@ def test_a_foreign_cacerts_with_another_root_is_refused_until_the_cluster_opts_i
             f"cluster2: Secret {namespace}/cacerts was not written by this stack and holds another root: "
             f"CN=Root CA,O=Istio (SHA-256 {fingerprint})"
         ) in output
-        assert "adopt that root (istio-ca:existingRoot" in output
-        assert "set `replaceForeignCacerts: true` in cluster2's entry of istio-ca:clusters" in output
+        assert "adopt that root (existingRoot" in output
+        assert "set `replaceForeignCacerts: true` in cluster2's entry of clusters" in output
         assert cluster.secret(namespace, "cacerts") == before, command  # untouched, to the resourceVersion
 
     config = workspace.config()

@@ -16,18 +16,22 @@ from tests.e2e.stacks import FAST_KEYS
 from tests.program import PROJECT_DIR
 from tests.x509_checks import load_certificates
 
-BEFORE = "617ce16026a7bcc50c0ab1e189a687390f06fe51"
-"""The last landed commit before the rotation gate, protection and the istio_ca name."""
+BEFORE = (
+    "617ce16026a7bcc50c0ab1e189a687390f06fe51",  # before the rotation gate, protection and the istio_ca name
+    "20014f8ad5db1c3491002ec308dfd61268072ce8",  # before the mesh component (MeshCA) and its own record in the state
+)
+"""Landed commits whose stacks must upgrade: each program shape users may have made stacks with."""
 CHANGES = {"create", "replace", "create-replacement", "delete", "delete-replaced", "import", "import-replacement"}
 
 
-@pytest.fixture(scope="module")
-def old_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The program at BEFORE; fails (never skips) when this clone does not hold that commit."""
+@pytest.fixture(scope="module", params=BEFORE, ids=[commit[:7] for commit in BEFORE])
+def old_program(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The program at a commit of BEFORE; fails (never skips) when this clone does not hold it."""
+    commit = request.param
     archive = subprocess.run(
-        ["git", "-C", str(PROJECT_DIR), "archive", "--format=tar", BEFORE], capture_output=True, timeout=120
+        ["git", "-C", str(PROJECT_DIR), "archive", "--format=tar", commit], capture_output=True, timeout=120
     )
-    assert archive.returncode == 0, f"cannot check out {BEFORE}: {archive.stderr.decode()[-500:]}"
+    assert archive.returncode == 0, f"cannot check out {commit}: {archive.stderr.decode()[-500:]}"
     directory = tmp_path_factory.mktemp("before")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(directory, filter="data")
@@ -62,7 +66,8 @@ def assert_upgrades_with_nothing_made_anew(workspace: Workspace, clusters: dict[
     before = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
     copy_program(PROJECT_DIR, workspace.directory)
     steps = workspace.preview_steps()
-    assert not {name: op for name, op in steps.items() if op in CHANGES}, steps
+    # The mesh component is new: a logical parent holding no key, certificate or Secret of its own.
+    assert {name: op for name, op in steps.items() if op in CHANGES} == {"mesh": "create"}, steps
     workspace.up()
     workspace.run("preview", "--expect-no-changes")
     after = {name: cluster.secret(namespace, "cacerts") for name, cluster in clusters.items()}
@@ -78,7 +83,8 @@ def test_a_stack_made_before_upgrades_with_nothing_made_anew(
     clusters: dict[str, LocalCluster],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    workspace = stack_made_before(old_program, pulumi_env, clusters, tmp_path_factory, "istio-upgrade")
+    namespace = f"istio-upgrade-{old_program.name}"
+    workspace = stack_made_before(old_program, pulumi_env, clusters, tmp_path_factory, namespace)
     assert_upgrades_with_nothing_made_anew(workspace, clusters)
     workspace.destroy()
 
@@ -89,7 +95,7 @@ def test_a_stack_in_the_middle_of_a_rotation_upgrades_and_finishes_it(
     clusters: dict[str, LocalCluster],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    namespace = "istio-upgrade-rotating"
+    namespace = f"istio-upgrade-rotating-{old_program.name}"
     workspace = stack_made_before(old_program, pulumi_env, clusters, tmp_path_factory, namespace)
     config = workspace.config()
     workspace.write_config({**config, "rootRotation": {"phase": "trust-both"}})

@@ -1,7 +1,7 @@
-"""Settings -> the components' arguments: the one place where the stack config meets the components.
+"""Settings -> the components' arguments: where a mesh's description meets the components.
 
-config.py reads and checks the config into settings; this module maps each setting to the argument
-of the component that uses it; __main__.py creates the components in order.
+config.py checks the description into settings; this module maps each setting to the argument of the
+component that uses it; MeshCA (mesh_ca.py) creates the components in order.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import pulumi
 
 from istio_ca.certificate import CertificateArgs, Root
-from istio_ca.cluster_ca import ClusterCAArgs
-from istio_ca.config_schema import CONFIG_PREFIX, ISTIOD_ROOT_SECRET
+from istio_ca.cluster_ca import ClusterCAArgs, HostCluster
+from istio_ca.config_schema import ISTIOD_ROOT_SECRET
 from istio_ca.existing_root import ExistingRootArgs
 from istio_ca.kubeconfig import for_the_provider
-from istio_ca.root_ca import RootCAArgs, RootGenerationArgs
-from istio_ca.rotation import RootGenerations
+from istio_ca.root_ca import RootCAArgs, TrustedRootArgs
+from istio_ca.rotation import RootRotationState
 from istio_ca.settings import (
     CertificateSettings,
     ClusterSettings,
@@ -40,7 +40,7 @@ def certificate_args(certificate: CertificateSettings) -> CertificateArgs:
     return args
 
 
-def root_ca_args(root: CertificateSettings, generations: RootGenerations) -> RootCAArgs:
+def root_ca_args(root: CertificateSettings, generations: RootRotationState) -> RootCAArgs:
     """New generations take today's root settings; existing ones keep what they were made with."""
     return RootCAArgs(
         **certificate_args(root),
@@ -49,19 +49,21 @@ def root_ca_args(root: CertificateSettings, generations: RootGenerations) -> Roo
     )
 
 
-def _generations(generations: RootGenerations) -> list[RootGenerationArgs]:
-    return [RootGenerationArgs(number=n, key_of=generations.key_generation(n)) for n in generations.trusted]
+def _generations(generations: RootRotationState) -> list[TrustedRootArgs]:
+    return [TrustedRootArgs(number=n, key_from=generations.key_owner(n)) for n in generations.trusted]
 
 
 def existing_root_args(
     existing: ExistingRootSettings,
     longest_signed_days: int,
     adopted_sha256: pulumi.Input[str | None] = None,
-    generations: RootGenerations | None = None,
+    generations: RootRotationState | None = None,
     new_roots: CertificateSettings | None = None,
+    host: HostCluster | None = None,
 ) -> ExistingRootArgs:
     """`adopted_sha256`: the fingerprint of the root adopted from the cluster on an earlier run, if any;
-    `generations` and `new_roots`: a rotation away from the adopted root (generation 1)."""
+    `generations` and `new_roots`: a rotation away from the adopted root (generation 1); `host`: the host
+    stack's provider for the cluster the root is read from."""
     # The adopted root must outlast what it signs only while it signs: a rotation may retire it late.
     signing = generations.signing if generations is not None else 1
     args = ExistingRootArgs(longest_signed_days=longest_signed_days if signing == 1 else 0)
@@ -72,16 +74,22 @@ def existing_root_args(
     if isinstance(existing, RootFromConfig):
         args["cert_pem"] = existing.cert_pem
         args["private_key_pem"] = pulumi.Output.secret(existing.key_pem)
-        args["cert_source"] = f"{CONFIG_PREFIX}:existingRoot.certPem"
-        args["key_source"] = f"{CONFIG_PREFIX}:existingRoot.keyPem"
+        args["cert_source"] = "existingRoot.certPem"
+        args["key_source"] = "existingRoot.keyPem"
         return args
     # A fingerprint pinned in config wins over the one recorded when the root was first adopted.
     expected = existing.sha256 if existing.sha256 is not None else adopted_sha256
     if expected is not None:
         args["expected_sha256"] = expected
     cluster = existing.cluster
-    assert cluster.kubeconfig is not None  # config.py refuses fromCluster for a rendered cluster
-    args["kubeconfig"] = provider_kubeconfig(cluster.kubeconfig)
+    if host is not None:
+        args["provider"] = host["provider"]
+    if cluster.kubeconfig is not None:
+        args["kubeconfig"] = provider_kubeconfig(cluster.kubeconfig)
+    if host is not None:
+        args["provider"] = host["provider"]
+        if "kubeconfig" in host:
+            args["kubeconfig"] = host["kubeconfig"]
     if cluster.context is not None:
         args["context"] = cluster.context
     args["namespace"] = cluster.namespace
@@ -89,8 +97,11 @@ def existing_root_args(
     return args
 
 
-def cluster_ca_args(cluster: ClusterSettings, root: Root, previous_name: str | None = None) -> ClusterCAArgs:
-    """`previous_name`: the entry's name before a rename (components/cluster_renames.py)."""
+def cluster_ca_args(
+    cluster: ClusterSettings, root: Root, previous_name: str | None = None, host: HostCluster | None = None
+) -> ClusterCAArgs:
+    """`previous_name`: the entry's name before a rename (components/cluster_renames.py); `host`: the host
+    stack's provider for the cluster, and the kubeconfig its takeover guard reads through."""
     args = ClusterCAArgs(
         # mypy's strict check wants ClusterCAArgs' optional keys in the ** item; they are set below.
         **certificate_args(cluster.intermediate),  # type: ignore[typeddict-item]
@@ -110,6 +121,10 @@ def cluster_ca_args(cluster: ClusterSettings, root: Root, previous_name: str | N
         args["previous_name"] = previous_name
     if cluster.kubeconfig is not None:
         args["kubeconfig"] = provider_kubeconfig(cluster.kubeconfig)
+    if host is not None:
+        args["provider"] = host["provider"]
+        if "kubeconfig" in host:
+            args["kubeconfig"] = host["kubeconfig"]
     if cluster.context is not None:
         args["context"] = cluster.context
     if cluster.render_directory is not None:

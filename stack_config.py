@@ -1,22 +1,26 @@
-"""What the engine passed this program as `istio-ca:` config (which of it is secret, leaf by leaf), and
-what this stack's last run exported.
+"""The program's config: what the engine passed as `istio-ca:` config, which of it is secret (leaf by
+leaf), and the rules that hold for stack config only (a private key in it must be a secret).
 
-The only module that reads Pulumi's runtime config and state; everything after works on plain values.
+The only module that reads Pulumi's runtime config; the library (`istio_ca`) takes plain values.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 import yaml
 
-from istio_ca.config_schema import CONFIG_PREFIX, ConfigPath
+from istio_ca.config_schema import ConfigPath
+from istio_ca.validation import ConfigError
 
-CHECKPOINT_READ_ATTEMPTS = 10
+CONFIG_PREFIX = "istio-ca"
+"""The Pulumi config namespace: keys are `istio-ca:<key>`."""
+PRIVATE_KEY_MARKER = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
 def read_stack_config() -> dict[str, Any]:
@@ -86,32 +90,39 @@ def _secure_paths(value: Any, path: ConfigPath) -> set[ConfigPath]:
     return set().union(*(_secure_paths(child, (*path, key)) for key, child in children))
 
 
-def read_last_outputs() -> dict[str, Any]:
-    """This stack's outputs as its last run left them ({} before the first): what was issued before,
-    which the program learns from nowhere else. Read before any resource, so it can decide which
-    resources there are (the root generations)."""
-    return _read_checkpoint("pulumi:pulumi:readStackOutputs", "name")
+def refuse_plain_private_keys(raw: Mapping[str, Any], secret_paths: frozenset[ConfigPath]) -> None:
+    """A private key anywhere in config must be a secret, or it sits in plain text in `Pulumi.<stack>.yaml`;
+    the adopted root's key (`existingRoot.keyPem`) must be one whatever it holds."""
+    for path, value in _leaves(raw, ()):
+        if isinstance(value, str) and PRIVATE_KEY_MARKER.search(value) and not _is_secret(path, secret_paths):
+            raise ConfigError(
+                f"{CONFIG_PREFIX}:{_dotted(path)} holds a private key in plain text; remove it and set it with "
+                f"`pulumi config set --secret --path '{CONFIG_PREFIX}:{_dotted(path)}' < key.pem`"
+            )
+    existing = raw.get("existingRoot")
+    if (
+        isinstance(existing, Mapping)
+        and "keyPem" in existing
+        and not _is_secret(("existingRoot", "keyPem"), secret_paths)
+    ):
+        key = f"{CONFIG_PREFIX}:existingRoot.keyPem"
+        raise ConfigError(
+            f"{key} must be a secret: set it with `pulumi config set --secret --path '{key}' < root-key.pem`"
+        )
 
 
-def read_last_resources() -> dict[str, Any]:
-    """Every resource of this stack as its state last recorded it, by URN: `{type, outputs}` ({} before
-    the first run). Unlike the stack outputs, a resource whose write failed keeps what it held before."""
-    return _read_checkpoint("pulumi:pulumi:readStackResourceOutputs", "stackName")
+def _leaves(value: Any, path: ConfigPath) -> list[tuple[ConfigPath, Any]]:
+    if isinstance(value, Mapping):
+        return [leaf for key, child in value.items() for leaf in _leaves(child, (*path, key))]
+    if isinstance(value, list):
+        return [leaf for index, child in enumerate(value) for leaf in _leaves(child, (*path, index))]
+    return [(path, value)]
 
 
-def _read_checkpoint(token: str, argument: str) -> dict[str, Any]:
-    this_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    for attempt in range(1, CHECKPOINT_READ_ATTEMPTS):
-        try:
-            return _invoke_outputs(token, {argument: this_stack})
-        except Exception as error:
-            # During `up` the engine rewrites this very checkpoint; a read can meet it half-written.
-            if "failed to load checkpoint" not in str(error):
-                raise
-            time.sleep(0.1 * attempt)
-    return _invoke_outputs(token, {argument: this_stack})
+def _is_secret(path: ConfigPath, secret_paths: frozenset[ConfigPath]) -> bool:
+    """Whether the value at `path`, or a value holding it, was set as a secret."""
+    return any(path[: len(secret)] == secret for secret in secret_paths)
 
 
-def _invoke_outputs(token: str, args: dict[str, str]) -> dict[str, Any]:
-    result = pulumi.runtime.invoke(token, args)
-    return dict((result.value or {}).get("outputs") or {})
+def _dotted(path: ConfigPath) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
