@@ -16,7 +16,6 @@ import asyncio
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 from cryptography import x509
@@ -196,14 +195,17 @@ def guard(
 ) -> pulumi.Output[str]:
     """Resolves once the cluster's `cacerts` may be written (taking a foreign one over on `up`); fails otherwise.
 
-    Runs during preview too, so a refusal shows before anything changes. Roots still unknown (about to
-    be created) cannot have signed a foreign intermediate; the program judged this stack's own
-    `cacerts` against the roots it recorded before any resource (`judge`).
+    Runs during preview too, so a refusal shows before anything changes; a kubeconfig the preview does
+    not know yet (the host stack creates the cluster) leaves it to `up`. Roots still unknown (about to
+    be created) cannot have signed a foreign intermediate; MeshCA judged this stack's own `cacerts`
+    against the roots it recorded before any resource (`judge`).
     """
     signer = pulumi.Output.from_input(root_cert_pem)
     trusted = pulumi.Output.from_input(trusted_root_pems)
 
     async def decide() -> str:
+        if not await target.is_known():
+            return "read at up"  # a kubeconfig still unknown in a preview: its cluster is being made
         where = await target.future()
         assert where is not None
         try:
@@ -230,25 +232,26 @@ def guard(
     return pulumi.Output.from_input(asyncio.ensure_future(decide()))
 
 
-def refuse_an_immutable_secret_provider(
-    provider: pulumi.ProviderResource, cluster: pulumi.Input[str]
-) -> pulumi.Output[bool]:
-    """Resolves once the host's provider is known to update Secrets in place; fails otherwise.
+def refuse_an_immutable_secret_provider(provider: pulumi.ProviderResource, cluster: str) -> pulumi.Output[bool]:
+    """Resolves once the host's provider is known to update Secrets in place; fails otherwise, in preview too.
 
     A provider without `enableSecretMutable` deletes and re-creates a changed Secret: an istiod starting in
-    between finds no `cacerts` and mints a self-signed root. Its recorded inputs say which it is.
+    between finds no `cacerts` and mints a self-signed root. Its registered inputs say which it is.
     """
-    found = pulumi.runtime.invoke_output("pulumi:pulumi:getResource", {"urn": provider.urn})
 
-    def check(values: dict[str, Any]) -> bool:
-        recorded = (values["found"] or {}).get("state") or {}
+    async def check() -> bool:
+        urn = await provider.urn.future()
+        assert urn is not None
+        # Not invoke_output: in a preview that waits for the provider to exist and never answers.
+        found = await pulumi.runtime.invoke_async("pulumi:pulumi:getResource", {"urn": urn})
+        recorded = (found or {}).get("state") or {}
         if str(recorded.get("enableSecretMutable", "")).lower() != "true":
             raise CacertsError(
-                f"{values['cluster']}: the Kubernetes provider {values['urn'].rsplit('::', 1)[-1]!r} does not set "
+                f"{cluster}: the Kubernetes provider {urn.rsplit('::', 1)[-1]!r} does not set "
                 "enable_secret_mutable=True, so every change of cacerts would delete and re-create it, and an "
                 "istiod starting in between would find none and mint a self-signed root. Set "
                 "enable_secret_mutable=True on that provider"
             )
         return True
 
-    return pulumi.Output.unsecret(pulumi.Output.all(found=found, urn=provider.urn, cluster=cluster).apply(check))
+    return pulumi.Output.from_input(asyncio.ensure_future(check()))

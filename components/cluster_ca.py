@@ -142,7 +142,11 @@ class ClusterCA(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, aliases=was("k8s")),
             )
         else:
-            checks.append(cacerts.refuse_an_immutable_secret_provider(provider, args["cluster_name"]))
+            checks.append(
+                pulumi.Output.from_input(args["cluster_name"]).apply(
+                    lambda cluster: cacerts.refuse_an_immutable_secret_provider(provider, cluster)
+                )
+            )
         namespace_dependency: list[pulumi.Resource] = []
         if args.get("create_namespace", False):
             namespace_dependency.append(

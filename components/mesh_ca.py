@@ -96,15 +96,19 @@ class Memory:
 
     @staticmethod
     def of_program_outputs(outputs: Mapping[str, Any]) -> "Memory":
-        """From the stack outputs of the program before MeshCA existed (istio-ca 0.1), for its first run."""
-        return Memory(
-            root_generations=outputs.get("rootGenerations"),
-            root_settings=outputs.get("rootSettings"),
-            adopted_root=outputs.get("adoptedRoot"),
-            root_not_after=outputs.get("rootNotAfter"),
-            clusters=outputs.get("clusters") or {},
-            workloads=outputs.get("workloads") or {},
-        )
+        """From the stack outputs of the program before MeshCA existed (istio-ca 0.2 and older), for its first run."""
+        return Memory.of_component({field: outputs.get(name) for field, name in PROGRAM_OUTPUTS.items()})
+
+
+PROGRAM_OUTPUTS = {
+    "root_generations": "rootGenerations",
+    "root_settings": "rootSettings",
+    "adopted_root": "adoptedRoot",
+    "root_not_after": "rootNotAfter",
+    "clusters": "clusters",
+    "workloads": "workloads",
+}
+"""MeshCA's outputs -> the stack outputs the program exported them as, before MeshCA existed."""
 
 
 class MeshCA(pulumi.ComponentResource):
@@ -132,7 +136,7 @@ class MeshCA(pulumi.ComponentResource):
     """Per VM namespace: `keyPem` and `caKeyPem`; always a Pulumi secret."""
 
     def __init__(self, name: str, args: MeshCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(MESH_CA_TYPE, name, None, opts)
+        # Every check comes before the component registers: a refused run leaves the state as it was.
         host = dict(args.get("host_clusters") or {})
         settings = parse_settings(args["mesh"], frozenset(host))
         strangers = sorted(set(host) - {cluster.name for cluster in settings.clusters})
@@ -180,21 +184,26 @@ class MeshCA(pulumi.ComponentResource):
                 now=datetime.now(UTC),
             )
             for line in phase_gate.waiting:
-                pulumi.log.warn(line, resource=self)
+                pulumi.log.warn(line)
             wanted_phase = phase_gate.phase
         remind_to_apply_rendered_clusters(
             wanted_phase, [c.name for c in settings.clusters if c.render_directory is not None]
         )
 
-        # The root keeps the name and the parent's place it had in the program's stacks, before this component.
-        root_opts = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
-        root: Root
         if settings.existing_root is None:
             refuse_an_expired_root(memory.root_not_after, rotating=rotation is not None)
             generations = next_rotation_state(applied, wanted_phase, same_key=same_key)
             warn_of_changed_root_settings(
                 memory.root_settings, root_settings_output(settings.root), rotation is not None
             )
+        else:
+            generations = replace(next_rotation_state(applied, wanted_phase, same_key=same_key), adopted=True)
+
+        super().__init__(MESH_CA_TYPE, name, None, opts)
+        # The root keeps the name and the parent's place it had in the program's stacks, before this component.
+        root_opts = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
+        root: Root
+        if settings.existing_root is None:
             root_opts = pulumi.ResourceOptions.merge(
                 root_opts,
                 pulumi.ResourceOptions(
@@ -203,7 +212,6 @@ class MeshCA(pulumi.ComponentResource):
             )
             root = RootCA("root", root_ca_args(settings.root, generations), opts=root_opts)
         else:
-            generations = replace(next_rotation_state(applied, wanted_phase, same_key=same_key), adopted=True)
             adopted_sha256 = None
             if adopted_from_cluster is not None:
                 # The root adopted from this cluster before: istiod regenerating `istio-ca-secret` must not

@@ -17,6 +17,8 @@ from pulumi.runtime import Mocks, rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import Stack
 
+from istio_ca.mesh_ca import PROGRAM_OUTPUTS
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MAIN = PROJECT_DIR / "__main__.py"
 FAKE_NOT_AFTER = "2036-01-01T00:00:00Z"
@@ -81,6 +83,10 @@ class Recorder(Mocks):
             return {"name": args.args["name"], "outputs": self.last_outputs}, []
         if args.token == "pulumi:pulumi:readStackResourceOutputs":
             return {"name": args.args["stackName"], "outputs": self.last_resources}, []
+        if args.token == "pulumi:pulumi:getResource":  # a resource registered in this run, by URN
+            name = args.args["urn"].rsplit("::", 1)[-1]
+            (registered,) = [r for r in self.resources if r.name == name]
+            return {"urn": args.args["urn"], "id": f"{name}-id", "state": registered.inputs}, []
         return {}, []
 
     def of_type(self, type_: str) -> list[Registration]:
@@ -176,14 +182,7 @@ def run_program(
 
 
 MESH_URN = "urn:pulumi:unit::istio-ca::istio-ca:index:MeshCA::mesh"
-RECORDED_AS = {
-    "rootGenerations": "root_generations",
-    "rootSettings": "root_settings",
-    "adoptedRoot": "adopted_root",
-    "rootNotAfter": "root_not_after",
-    "clusters": "clusters",
-    "workloads": "workloads",
-}
+RECORDED_AS = {name: field for field, name in PROGRAM_OUTPUTS.items()}
 """The program's stack outputs -> the mesh component's outputs they come from."""
 
 

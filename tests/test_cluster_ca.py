@@ -11,9 +11,9 @@ from istio_ca.certificate import pem_bundle
 from istio_ca.cluster_ca import ClusterCA, ClusterCAArgs
 from istio_ca.profiles import INTERMEDIATE_CA
 from tests.program import base64_values, fake_cert, fake_private_key, run_program, unwrap_secret, use_mocks
+from tests.x509_checks import CACERTS_KEYS
 
 DEV_STACK = {"clusters": [{"name": "cluster1"}, {"name": "cluster2"}]}
-CACERTS_KEYS = {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
 
 
 def test_intermediate_certificate_arguments_follow_the_profile() -> None:

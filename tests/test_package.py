@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
 import istio_ca
+from tests.installed import install_checkout, site_packages
 from tests.program import PROJECT_DIR, run_program
 
 DEV_CONFIG = {"clusters": [{"name": "east"}, {"name": "west"}], "workloads": [{"namespace": "vm"}]}
@@ -27,7 +27,7 @@ def test_every_module_loads_under_one_name() -> None:
         assert Path(str(module.__file__)).resolve().is_relative_to(PROJECT_DIR / "components"), module
 
 
-def test_the_checkout_installs_as_istio_ca_with_every_component(tmp_path: Path) -> None:
+def test_the_wheel_holds_istio_ca_alone(tmp_path: Path) -> None:
     # Built from a copy: an in-tree build would leave build/ and egg-info in the checkout.
     source, wheels = tmp_path / "source", tmp_path / "wheels"
     shutil.copytree(PROJECT_DIR / "components", source / "components", ignore=shutil.ignore_patterns("__pycache__"))
@@ -39,24 +39,12 @@ def test_the_checkout_installs_as_istio_ca_with_every_component(tmp_path: Path) 
     assert tops == {"istio_ca", f"istio_ca-{istio_ca.__version__}.dist-info"}  # no top-level `components`
     assert "istio_ca/py.typed" in zipfile.ZipFile(wheel).namelist()
 
-    # A fresh virtualenv that sees this one's dependencies but not the checkout.
-    venv = tmp_path / "host"
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run(
-        [python, "-m", "pip", "install", "--no-deps", "--quiet", "--disable-pip-version-check", wheel],
-        check=True,
-        timeout=300,
-    )
+
+def test_pip_install_of_the_checkout_gives_every_component(tmp_path: Path) -> None:
+    venv = install_checkout(tmp_path)
     names = ", ".join(istio_ca.__all__)
     probe = f"import istio_ca, sys; from istio_ca import {names}; print(istio_ca.__file__, istio_ca.__version__)"
+    python = venv / "bin" / "python"
     result = subprocess.run([python, "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True)
     location, version = result.stdout.split()
-    assert Path(location).is_relative_to(site) and version == istio_ca.__version__
+    assert Path(location).is_relative_to(site_packages(python)) and version == istio_ca.__version__

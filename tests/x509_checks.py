@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import re
 import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -14,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
+from istio_ca import cacerts
 from istio_ca.profiles import CertificateProfile
 from istio_ca.settings import CertificateSettings
 
@@ -32,6 +35,8 @@ EXTENDED_KEY_USAGE_OIDS = {
     "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
     "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
 }
+CACERTS_KEYS = frozenset(cacerts.FILES)
+"""The files of a `cacerts` Secret, as the library writes them."""
 PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\n.+?\n-----END CERTIFICATE-----\n", re.DOTALL)
 
 
@@ -159,3 +164,28 @@ def openssl_verifies(directory: Path, leaf: str, intermediate: str, bundle: str)
         text=True,
     )
     return result.returncode == 0
+
+
+@dataclass(frozen=True)
+class CacertsChain:
+    """A `cacerts` Secret's files, parsed and checked to form one chain."""
+
+    roots: list[x509.Certificate]
+    """`root-cert.pem`, in order."""
+    issuer: x509.Certificate
+    """The root `cert-chain.pem` ends with: the one that signed the intermediate."""
+    intermediate: x509.Certificate
+
+
+def check_cacerts_chain(files: Mapping[str, str]) -> CacertsChain:
+    """The four files form one chain: `ca-cert.pem` is signed by the root `cert-chain.pem` ends with, which
+    `root-cert.pem` trusts, and `cert-chain.pem` is the intermediate then that root."""
+    assert set(files) == CACERTS_KEYS, sorted(files)
+    roots = load_certificates(files["root-cert.pem"])
+    (intermediate,) = load_certificates(files["ca-cert.pem"])
+    chain = load_certificates(files["cert-chain.pem"])
+    assert len(chain) == 2 and chain[0] == intermediate, "cert-chain.pem is not the intermediate then its root"
+    issuer = chain[1]
+    assert issuer in roots, "the intermediate's root is not in root-cert.pem"
+    intermediate.verify_directly_issued_by(issuer)
+    return CacertsChain(roots=roots, issuer=issuer, intermediate=intermediate)

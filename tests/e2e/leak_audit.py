@@ -57,10 +57,10 @@ class LeakAudit:
     def leaks(self) -> list[str]:
         """Where a key line shows up: transcripts, and every file below the plain places."""
         lines = self.key_lines()
-        found = [f"CLI output #{index}" for index, text in enumerate(self.transcripts) if _holds(text, lines)]
+        found = [f"CLI output #{index}" for index, text in enumerate(self.transcripts) if holds(text, lines)]
         for path in _files(self.plain_places):
             by_design = any(path.is_relative_to(directory) for directory in self.key_directories)
-            if not by_design and _holds(path.read_text(errors="replace"), lines):
+            if not by_design and holds(path.read_text(errors="replace"), lines):
                 found.append(str(path))
         return found
 
@@ -70,7 +70,7 @@ class LeakAudit:
         loose = []
         for directory in self.key_directories:
             for path in _files([directory]):
-                if _holds(path.read_text(errors="replace"), lines):
+                if holds(path.read_text(errors="replace"), lines):
                     if stat.S_IMODE(path.stat().st_mode) != 0o600:
                         loose.append(f"{path} is mode {stat.S_IMODE(path.stat().st_mode):o}")
                     for parent in [path.parent, *path.parent.parents]:
@@ -90,8 +90,17 @@ def _files(places: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def _holds(text: str, lines: set[str]) -> bool:
-    return any(line in text for line in lines)
+BASE64_RUN = re.compile(rf"[A-Za-z0-9+/=]{{{FULL_LINE},}}")
+
+
+def holds(text: str, lines: set[str]) -> bool:
+    """Whether `text` holds one of the key lines: on a line of its own, after an escaped newline (JSON),
+    or within a run of base64 whose newlines were dropped. One pass over the text, whatever the number
+    of keys: every key line starts a run or a 64-character step of one."""
+    for run in BASE64_RUN.findall(text.replace("\\n", "\n")):
+        if any(run[start : start + FULL_LINE] in lines for start in range(0, len(run) - FULL_LINE + 1, FULL_LINE)):
+            return True
+    return False
 
 
 AUDIT = LeakAudit()

@@ -205,19 +205,23 @@ def copy_program(source: Path, directory: Path) -> None:
             shutil.copy2(origin, target)
 
 
-def new_workspace(directory: Path, stack: str, env: dict[str, str], source: Path = PROJECT_DIR) -> Workspace:
-    """Copy the project (this checkout's files, or `source`'s), link its virtualenv, create the stack."""
+def new_workspace(
+    directory: Path, stack: str, env: dict[str, str], source: Path = PROJECT_DIR, virtualenv: Path = Path(sys.prefix)
+) -> Workspace:
+    """Copy the project (this checkout's files, or `source`'s), link its virtualenv (by default the one
+    running these tests), create the stack."""
     directory.mkdir(parents=True)
     copy_program(source, directory)
     # A stack file salted by an earlier `make up` in this checkout: the copy's stack gets its own salt.
     dev_stack = directory / "Pulumi.dev.yaml"
-    dev_stack.write_text(
-        "".join(line for line in dev_stack.read_text().splitlines(True) if "encryptionsalt" not in line)
-    )
+    if dev_stack.exists():
+        dev_stack.write_text(
+            "".join(line for line in dev_stack.read_text().splitlines(True) if "encryptionsalt" not in line)
+        )
     AUDIT.plain_places.add(directory)
     AUDIT.key_directories.add(directory / "rendered")
     # Pulumi.yaml names `.venv`: point it at the environment running these tests.
-    (directory / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    (directory / ".venv").symlink_to(virtualenv, target_is_directory=True)
     workspace = Workspace(directory=directory, stack=stack, env=env)
     subprocess.run(
         ["pulumi", "stack", "init", stack, "--secrets-provider", "passphrase", "--non-interactive"],

@@ -12,8 +12,8 @@ import pytest
 
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace, new_workspace
+from tests.x509_checks import CACERTS_KEYS
 
-CACERTS_KEYS = {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
 FAST_KEYS = {"keyAlgorithm": "ECDSA"}
 """Intermediates with P-256 keys: for tests about something other than key generation."""
 
@@ -71,7 +71,7 @@ def data_owners(secret: dict[str, Any]) -> dict[str, set[str]]:
 
 def age_certificates(workspace: Workspace, hours_left: float, *names: str) -> None:
     """Let time pass for the named clusters' (or workloads') certificates: the state then says each ends in
-    `hours_left` hours, in the certificate resource and in the stack outputs, as it would that much later
+    `hours_left` hours, in the certificate resource and in the mesh's outputs, as it would that much later
     (the tls provider and the program both judge renewal from what the state records)."""
     ends = (datetime.now(UTC) + timedelta(hours=hours_left)).strftime("%Y-%m-%dT%H:%M:%SZ")
     deployment = json.loads(workspace.export())
@@ -79,7 +79,8 @@ def age_certificates(workspace: Workspace, hours_left: float, *names: str) -> No
         urn = resource["urn"]
         if any(urn.endswith(f"::{name}-cert") for name in names):
             resource["outputs"]["validityEndTime"] = ends
-        if urn.split("::")[-2].endswith("pulumi:pulumi:Stack"):
+        # The mesh component's record (what the next run reads), and the stack outputs the program exports from it.
+        if urn.split("::")[-2].endswith(("pulumi:pulumi:Stack", "istio-ca:index:MeshCA")):
             for group in ("clusters", "workloads"):
                 for name in names:
                     if name in resource["outputs"].get(group, {}):

@@ -12,9 +12,7 @@ import yaml
 from istio_ca.config import parse_settings
 from istio_ca.profiles import INTERMEDIATE_CA
 from tests.e2e.pulumi_cli import new_workspace
-from tests.x509_checks import check_certificate, check_key_matches, load_certificates, subject_of
-
-CACERTS_KEYS = {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
+from tests.x509_checks import CACERTS_KEYS, check_certificate, check_key_matches, load_certificates, subject_of
 
 
 def rendered_objects(directory: Path) -> list[dict[str, Any]]:

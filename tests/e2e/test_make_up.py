@@ -62,7 +62,7 @@ def test_make_up_runs_the_dev_stack_from_a_fresh_clone_and_twice_changes_nothing
 
     first = make_up(clone, env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "16 created" in first.stdout
+    assert "17 created" in first.stdout
     for cluster in ("cluster1", "cluster2"):
         manifest = f"rendered/{cluster}/1-manifest/v1-secret-istio-system-cacerts.yaml"
         assert (clone / manifest).is_file()
@@ -74,7 +74,7 @@ def test_make_up_runs_the_dev_stack_from_a_fresh_clone_and_twice_changes_nothing
 
     second = make_up(clone, env)
     assert second.returncode == 0, second.stdout[-3000:]
-    assert "16 unchanged" in second.stdout and "created" not in second.stdout
+    assert "17 unchanged" in second.stdout and "created" not in second.stdout
 
 
 def test_make_up_refuses_a_stack_that_reaches_a_cluster(toolchain: Toolchain, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace, printed
 from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
-from tests.x509_checks import load_certificates
+from tests.x509_checks import check_cacerts_chain, load_certificates
 
 
 def history(workspace: Workspace) -> list[str]:
@@ -102,9 +102,8 @@ def test_a_renamed_stack_goes_on_with_its_rotation(
         secret = cluster.secret(namespace, "cacerts")
         assert secret is not None
         assert secret["metadata"]["annotations"]["istio-ca/owner"] == "organization/istio-ca/renamed"
-        roots = load_certificates(cluster.secret_data(namespace, "cacerts")["root-cert.pem"])
-        (intermediate,) = load_certificates(cluster.secret_data(namespace, "cacerts")["ca-cert.pem"])
-        intermediate.verify_directly_issued_by(roots[1])
+        chain = check_cacerts_chain(cluster.secret_data(namespace, "cacerts"))
+        assert chain.issuer == chain.roots[1]
     workspace.destroy()
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace, new_workspace
 from tests.e2e.stacks import FAST_KEYS, age_certificates, namespaced_workspace
-from tests.x509_checks import load_certificates
+from tests.x509_checks import check_cacerts_chain, load_certificates
 
 
 def set_cluster(workspace: Workspace, index: int, **settings: object) -> None:
@@ -19,11 +19,8 @@ def set_cluster(workspace: Workspace, index: int, **settings: object) -> None:
 
 
 def assert_chains_to_the_root(cluster: LocalCluster, namespace: str) -> None:
-    files = cluster.secret_data(namespace, "cacerts")
-    (root,) = load_certificates(files["root-cert.pem"])
-    (intermediate,) = load_certificates(files["ca-cert.pem"])
-    intermediate.verify_directly_issued_by(root)
-    assert load_certificates(files["cert-chain.pem"]) == [intermediate, root]
+    chain = check_cacerts_chain(cluster.secret_data(namespace, "cacerts"))
+    assert chain.roots == [chain.issuer]
 
 
 def test_an_intermediate_inside_its_window_is_renewed_in_place_and_nothing_else_moves(

@@ -9,7 +9,6 @@ import pytest
 from istio_ca.pem import sha256_fingerprint
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.stacks import (
-    CACERTS_KEYS,
     FAST_KEYS,
     data_owners,
     decoded,
@@ -18,7 +17,7 @@ from tests.e2e.stacks import (
     set_root_in_config,
 )
 from tests.makefile import issue_like_the_makefile
-from tests.x509_checks import load_certificates
+from tests.x509_checks import CACERTS_KEYS, check_cacerts_chain, load_certificates
 
 OWNER = "istio-ca/owner"
 
@@ -53,10 +52,9 @@ def test_the_makefiles_cacerts_is_taken_over_in_place_once_its_root_is_adopted(
     assert set(owners) == CACERTS_KEYS
     assert all(len(managers) == 1 and next(iter(managers)).startswith("pulumi") for managers in owners.values()), owners
     files = decoded(after)
-    (root,) = load_certificates(files["root-cert.pem"])
+    chain = check_cacerts_chain(files)
+    assert chain.roots == [chain.issuer]
     assert files["root-cert.pem"] == (makefile / "root-cert.pem").read_text()
-    (intermediate,) = load_certificates(files["ca-cert.pem"])
-    intermediate.verify_directly_issued_by(root)
     assert files["ca-cert.pem"] != (makefile / "ca-cert.pem").read_text()
     workspace.run("preview", "--expect-no-changes")
     workspace.destroy()

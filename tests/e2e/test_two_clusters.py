@@ -22,6 +22,7 @@ from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace, new_workspace
 from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
 from tests.x509_checks import (
+    CACERTS_KEYS,
     check_certificate,
     check_key_matches,
     check_path_length,
@@ -30,7 +31,6 @@ from tests.x509_checks import (
 )
 
 NAMESPACE = "istio-system"
-CACERTS_KEYS = {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
 
 
 @dataclass

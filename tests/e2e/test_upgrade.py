@@ -14,7 +14,7 @@ from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace, copy_program, new_workspace
 from tests.e2e.stacks import FAST_KEYS
 from tests.program import PROJECT_DIR
-from tests.x509_checks import load_certificates
+from tests.x509_checks import check_cacerts_chain
 
 BEFORE = (
     "617ce16026a7bcc50c0ab1e189a687390f06fe51",  # before the rotation gate, protection and the istio_ca name
@@ -104,10 +104,7 @@ def test_a_stack_in_the_middle_of_a_rotation_upgrades_and_finishes_it(
     for phase in ("switch", "retire"):
         workspace.write_config({**config, "rootRotation": {"phase": phase, "retireAfterHours": 0}})
         workspace.up()
-    new_root = load_certificates(clusters["cluster1"].secret_data(namespace, "cacerts")["root-cert.pem"])
+    new_root = check_cacerts_chain(clusters["cluster1"].secret_data(namespace, "cacerts")).issuer
     for cluster in clusters.values():
-        files = cluster.secret_data(namespace, "cacerts")
-        assert load_certificates(files["root-cert.pem"]) == new_root and len(new_root) == 1
-        (intermediate,) = load_certificates(files["ca-cert.pem"])
-        intermediate.verify_directly_issued_by(new_root[0])
+        assert check_cacerts_chain(cluster.secret_data(namespace, "cacerts")).roots == [new_root]
     workspace.destroy()
