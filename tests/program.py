@@ -66,7 +66,15 @@ class Recorder(Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         request = self.requests[args.name]
         self.resources.append(
-            Registration(args.typ, args.name, dict(args.inputs), args.provider, request.parent, request.retainOnDelete)
+            # A read (`Secret.get`) has no retainOnDelete.
+            Registration(
+                args.typ,
+                args.name,
+                dict(args.inputs),
+                args.provider,
+                request.parent,
+                getattr(request, "retainOnDelete", False),
+            )
         )
         state = dict(args.inputs)
         if args.typ == "tls:index/privateKey:PrivateKey":
@@ -114,6 +122,10 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         self.mocks.requests[request.name] = request
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+    def ReadResource(self, request: Any) -> Any:
+        self.mocks.requests[request.name] = request
+        return super().ReadResource(request)  # type: ignore[no-untyped-call]
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
         if not request.urn.split("::")[2].endswith("pulumi:pulumi:Stack"):

@@ -198,3 +198,21 @@ def test_a_cluster_known_by_its_provider_alone_is_gated_by_its_recorded_cacerts(
     assert any(line.startswith("rootRotation.phase 'switch' waits for east") for line in warnings), warnings
     # Held at trust-both: the old root still signs east's intermediate.
     assert "fake-cert-of-root-cert\n" in recorder.named("east-cert").inputs["caCertPem"]
+
+
+def test_a_root_adopted_from_a_host_cluster_is_read_through_the_hosts_provider() -> None:
+    def adopting() -> MeshCA:
+        provider = k8s.Provider("east-host", enable_secret_mutable=True)
+        mesh = {**EAST, "existingRoot": {"fromCluster": "east"}}
+        return MeshCA("mesh", MeshCAArgs(mesh=mesh, host_clusters={"east": HostCluster(provider=provider)}))
+
+    recorder = use_mocks(preview=True)
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> pulumi.Output[Any]:
+        return adopting().root_cert_pem
+
+    program()
+    read = recorder.requests["root-secret"]
+    assert read.provider.split("::")[-2] == "east-host" and read.id == "istio-system/istio-ca-secret"
+    assert "root-k8s" not in recorder.requests
