@@ -8,6 +8,8 @@ installs as `istio_ca`; it is imported under that one name everywhere (the progr
 from istio_ca.cluster_ca import ClusterCA, ClusterCAArgs, HostCluster
 from istio_ca.existing_root import ExistingRoot, ExistingRootArgs
 from istio_ca.mesh_ca import MeshCA, MeshCAArgs
+from istio_ca.mesh_member import MeshMember, MeshMemberArgs
+from istio_ca.mesh_pki import MeshPKI, MeshPKIArgs
 from istio_ca.root_ca import RootCA, RootCAArgs, TrustedRootArgs
 from istio_ca.validation import ConfigError
 from istio_ca.workload_certs import WorkloadCerts, WorkloadCertsArgs
@@ -23,6 +25,10 @@ __all__ = [
     "HostCluster",
     "MeshCA",
     "MeshCAArgs",
+    "MeshMember",
+    "MeshMemberArgs",
+    "MeshPKI",
+    "MeshPKIArgs",
     "RootCA",
     "RootCAArgs",
     "TrustedRootArgs",

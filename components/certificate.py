@@ -136,6 +136,34 @@ def signed_certificate(
 ) -> SignedCertificate:
     """A new key, its CSR, and the certificate the issuer signs with the profile's extensions.
     `aliases_of(part)`: the names `key`, `csr` and `cert` had before the owner was renamed."""
+    key, csr = key_and_request(
+        name,
+        args=args,
+        profile=profile,
+        locality=locality,
+        parent=parent,
+        dns_names=dns_names,
+        uris=uris,
+        aliases_of=aliases_of,
+    )
+    cert = signed_request(
+        name, csr.cert_request_pem, args=args, profile=profile, issuer=issuer, parent=parent, aliases=aliases_of("cert")
+    )
+    return SignedCertificate(key=key, cert=cert)
+
+
+def key_and_request(
+    name: str,
+    *,
+    args: IssuedCertificateArgs,
+    profile: CertificateProfile,
+    locality: pulumi.Input[str],
+    parent: pulumi.Resource,
+    dns_names: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+    uris: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+    aliases_of: Callable[[str], list[pulumi.Input[pulumi.Alias]] | None] = lambda part: None,
+) -> tuple[tls.PrivateKey, tls.CertRequest]:
+    """A new key (`<name>-key`) and its CSR (`<name>-csr`), with the subject and SANs of the profile."""
     key = private_key(
         f"{name}-key", args, parent=parent, generation=args.get("key_generation", 1), aliases=aliases_of("key")
     )
@@ -146,17 +174,31 @@ def signed_certificate(
         **subject_alt_names(profile, dns_names=dns_names, uris=uris),
         opts=pulumi.ResourceOptions(parent=parent, aliases=aliases_of("csr")),
     )
-    cert = tls.LocallySignedCert(
+    return key, csr
+
+
+def signed_request(
+    name: str,
+    cert_request_pem: pulumi.Input[str],
+    *,
+    args: IssuedCertificateArgs,
+    profile: CertificateProfile,
+    issuer: Issuer,
+    parent: pulumi.Resource,
+    aliases: list[pulumi.Input[pulumi.Alias]] | None = None,
+) -> tls.LocallySignedCert:
+    """The certificate (`<name>-cert`) the issuer signs for a CSR, with the profile's extensions; it renews
+    itself in the last `renew_before_hours`."""
+    return tls.LocallySignedCert(
         f"{name}-cert",
-        cert_request_pem=csr.cert_request_pem,
+        cert_request_pem=cert_request_pem,
         ca_cert_pem=issuer.cert_pem,
         ca_private_key_pem=issuer.private_key_pem,
         validity_period_hours=validity_hours(args["validity_days"]),
         early_renewal_hours=renew_before_hours(args),
         **extensions(profile, self_signed=False),
-        opts=pulumi.ResourceOptions(parent=parent, aliases=aliases_of("cert")),
+        opts=pulumi.ResourceOptions(parent=parent, aliases=aliases),
     )
-    return SignedCertificate(key=key, cert=cert)
 
 
 class ProfileError(ValueError):

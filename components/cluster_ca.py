@@ -1,7 +1,7 @@
 """One cluster's intermediate CA and its `cacerts` Secret."""
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
@@ -35,19 +35,15 @@ class HostCluster(TypedDict):
     overwritten: give it whenever the cluster may already have one."""
 
 
-class ClusterCAArgs(IssuedCertificateArgs):
-    """Inputs of a ClusterCA: a CA certificate's, who signs it, whom it trusts, and where `cacerts` goes."""
+class CacertsTargetArgs(TypedDict):
+    """Where a cluster's `cacerts` goes, and what its takeover guard compares a `cacerts` found there with."""
 
     cluster_name: pulumi.Input[str]
     """The cluster's name; the certificate's subject L, as in the Makefile."""
     issuer_cert_pem: pulumi.Input[str]
     """The certificate of the root that signs the intermediate, PEM (ends `cert-chain.pem`)."""
-    issuer_private_key_pem: pulumi.Input[str]
-    """The signing root's key, PEM (pass a secret)."""
     trusted_root_pems: pulumi.Input[Sequence[pulumi.Input[str]]]
     """The roots the cluster's workloads trust, in order (`root-cert.pem`); the issuer among them."""
-    dns_names: pulumi.Input[Sequence[pulumi.Input[str]]]
-    """subjectAltName DNS entries (Makefile INTERMEDIATE_SAN_DNS)."""
     namespace: pulumi.Input[str]
     """The Istio namespace that holds `cacerts` (Makefile ISTIO_NAMESPACE)."""
     create_namespace: NotRequired[bool]
@@ -64,12 +60,21 @@ class ClusterCAArgs(IssuedCertificateArgs):
     """Write manifests here instead of applying them; used when there is no kubeconfig."""
     replace_foreign_cacerts: NotRequired[bool]
     """Write over a `cacerts` this stack did not write even when it holds another root. Default: refuse."""
-    previous_name: NotRequired[str]
-    """The name this cluster's component had before a rename: its key, certificate, provider and
-    `cacerts` move to the new name (aliases) instead of being made anew and the old ones deleted."""
     retain_cacerts: NotRequired[bool]
     """Leave `cacerts` in the cluster when this component is deleted. Default: true, since an istiod
     restarting without it mints a new self-signed root."""
+
+
+class ClusterCAArgs(IssuedCertificateArgs, CacertsTargetArgs):
+    """Inputs of a ClusterCA: a CA certificate's, who signs it, whom it trusts, and where `cacerts` goes."""
+
+    issuer_private_key_pem: pulumi.Input[str]
+    """The signing root's key, PEM (pass a secret)."""
+    dns_names: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """subjectAltName DNS entries (Makefile INTERMEDIATE_SAN_DNS)."""
+    previous_name: NotRequired[str]
+    """The name this cluster's component had before a rename: its key, certificate, provider and
+    `cacerts` move to the new name (aliases) instead of being made anew and the old ones deleted."""
 
 
 class ClusterCA(pulumi.ComponentResource):
@@ -128,81 +133,95 @@ class ClusterCA(pulumi.ComponentResource):
             }
         )
 
-        checks: list[pulumi.Output[Any]] = []
-        provider = host_provider(args, opts)
-        if provider is None:
-            provider = k8s.Provider(
-                f"{name}-k8s",
-                kubeconfig=args.get("kubeconfig"),
-                context=args.get("context"),
-                render_yaml_to_directory=args.get("render_directory"),
-                # Without it a changed Secret is deleted and re-created, and an istiod
-                # starting in between would find no `cacerts`.
-                enable_secret_mutable=True,
-                opts=pulumi.ResourceOptions(parent=self, aliases=was("k8s")),
-            )
-        else:
-            checks.append(
-                pulumi.Output.from_input(args["cluster_name"]).apply(
-                    lambda cluster: cacerts.refuse_an_immutable_secret_provider(provider, cluster)
-                )
-            )
-        namespace_dependency: list[pulumi.Resource] = []
-        if args.get("create_namespace", False):
-            namespace_dependency.append(
-                k8s.core.v1.Namespace(
-                    f"{name}-namespace",
-                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args["namespace"]),
-                    # `pulumi destroy` must never take an Istio namespace with it.
-                    opts=pulumi.ResourceOptions(
-                        parent=self, provider=provider, retain_on_delete=True, aliases=was("namespace")
-                    ),
-                )
-            )
-        owner = cacerts.stack_owner()
-        data = self.cacerts
-        if "kubeconfig" in args:
-            target = pulumi.Output.all(
-                cluster=args["cluster_name"],
-                kubeconfig=args["kubeconfig"],
-                context=args.get("context"),
-                namespace=args["namespace"],
-            ).apply(lambda where: cacerts.Target(**where, owner=owner))
-            approval = cacerts.guard(
-                target,
-                args["issuer_cert_pem"],
-                pulumi.Output.from_input(args["trusted_root_pems"]).apply(lambda roots: [str(pem) for pem in roots]),
-                args.get("replace_foreign_cacerts", False),
-            )
-            checks.append(approval)
-        if checks:
-            data = pulumi.Output.all(self.cacerts, *checks).apply(lambda values: values[0])
-        secret = k8s.core.v1.Secret(
-            f"{name}-cacerts",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=cacerts.SECRET_NAME,
-                namespace=args["namespace"],
-                # The apply takes over the fields of a `cacerts` the guard let through.
-                annotations={"pulumi.com/patchForce": "true", cacerts.OWNER_ANNOTATION: owner},
-            ),
-            type=cacerts.SECRET_TYPE,
-            # `data`, not `stringData`: server-side apply then owns each file, and conflicts show.
-            data=data.apply(_base64_values),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=provider,
-                depends_on=namespace_dependency,
-                retain_on_delete=args.get("retain_cacerts", True),
-                aliases=was("cacerts"),
-            ),
-        )
+        secret = cacerts_secret(self, name, args, opts, self.cacerts, was)
         self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")
         # Fingerprints and dates only: public, though read from the secret data.
         self.applied_roots = pulumi.Output.unsecret(secret.data.apply(applied_roots))
         register_declared_outputs(self)
 
 
-def host_provider(args: ClusterCAArgs, opts: pulumi.ResourceOptions | None) -> k8s.Provider | None:
+def cacerts_secret(
+    component: pulumi.ComponentResource,
+    name: str,
+    args: CacertsTargetArgs,
+    opts: pulumi.ResourceOptions | None,
+    files: pulumi.Output[dict[str, str]],
+    was: Callable[[str], list[pulumi.Input[pulumi.Alias]] | None],
+) -> k8s.core.v1.Secret:
+    """`cacerts` with `files`, written through the host's provider or one made for the cluster, once the
+    takeover guard has read the cluster and the host's provider is known to update Secrets in place."""
+    checks: list[pulumi.Output[Any]] = []
+    provider = host_provider(args, opts)
+    if provider is None:
+        provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=args.get("kubeconfig"),
+            context=args.get("context"),
+            render_yaml_to_directory=args.get("render_directory"),
+            # Without it a changed Secret is deleted and re-created, and an istiod
+            # starting in between would find no `cacerts`.
+            enable_secret_mutable=True,
+            opts=pulumi.ResourceOptions(parent=component, aliases=was("k8s")),
+        )
+    else:
+        checks.append(
+            pulumi.Output.from_input(args["cluster_name"]).apply(
+                lambda cluster: cacerts.refuse_an_immutable_secret_provider(provider, cluster)
+            )
+        )
+    namespace_dependency: list[pulumi.Resource] = []
+    if args.get("create_namespace", False):
+        namespace_dependency.append(
+            k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=args["namespace"]),
+                # `pulumi destroy` must never take an Istio namespace with it.
+                opts=pulumi.ResourceOptions(
+                    parent=component, provider=provider, retain_on_delete=True, aliases=was("namespace")
+                ),
+            )
+        )
+    owner = cacerts.stack_owner()
+    data = files
+    if "kubeconfig" in args:
+        target = pulumi.Output.all(
+            cluster=args["cluster_name"],
+            kubeconfig=args["kubeconfig"],
+            context=args.get("context"),
+            namespace=args["namespace"],
+        ).apply(lambda where: cacerts.Target(**where, owner=owner))
+        approval = cacerts.guard(
+            target,
+            args["issuer_cert_pem"],
+            pulumi.Output.from_input(args["trusted_root_pems"]).apply(lambda roots: [str(pem) for pem in roots]),
+            args.get("replace_foreign_cacerts", False),
+        )
+        checks.append(approval)
+    if checks:
+        data = pulumi.Output.all(files, *checks).apply(lambda values: values[0])
+    secret = k8s.core.v1.Secret(
+        f"{name}-cacerts",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=cacerts.SECRET_NAME,
+            namespace=args["namespace"],
+            # The apply takes over the fields of a `cacerts` the guard let through.
+            annotations={"pulumi.com/patchForce": "true", cacerts.OWNER_ANNOTATION: owner},
+        ),
+        type=cacerts.SECRET_TYPE,
+        # `data`, not `stringData`: server-side apply then owns each file, and conflicts show.
+        data=data.apply(_base64_values),
+        opts=pulumi.ResourceOptions(
+            parent=component,
+            provider=provider,
+            depends_on=namespace_dependency,
+            retain_on_delete=args.get("retain_cacerts", True),
+            aliases=was("cacerts"),
+        ),
+    )
+    return secret
+
+
+def host_provider(args: CacertsTargetArgs, opts: pulumi.ResourceOptions | None) -> k8s.Provider | None:
     """The Kubernetes provider the host passed: the `provider` argument, else one in `opts`."""
     if "provider" in args:
         return args["provider"]

@@ -6,10 +6,12 @@ component that uses it; MeshCA (mesh_ca.py) creates the components in order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 
 from istio_ca.certificate import CertificateArgs, Root
-from istio_ca.cluster_ca import ClusterCAArgs, HostCluster
+from istio_ca.cluster_ca import CacertsTargetArgs, ClusterCAArgs, HostCluster
 from istio_ca.config_schema import ISTIOD_ROOT_SECRET
 from istio_ca.existing_root import ExistingRootArgs
 from istio_ca.kubeconfig import for_the_provider
@@ -103,22 +105,35 @@ def cluster_ca_args(
     """`previous_name`: the entry's name before a rename (components/cluster_renames.py); `host`: the host
     stack's provider for the cluster, and the kubeconfig its takeover guard reads through."""
     args = ClusterCAArgs(
-        # mypy's strict check wants ClusterCAArgs' optional keys in the ** item; they are set below.
-        **certificate_args(cluster.intermediate),  # type: ignore[typeddict-item]
-        cluster_name=cluster.name,
-        issuer_cert_pem=root.signer.cert_pem,
+        **certificate_args(cluster.intermediate),
+        # mypy's strict check wants ClusterCAArgs' optional keys in a ** item; they are set below.
+        **cacerts_target_args(cluster, root.signer.cert_pem, root.trusted_root_pems, host),  # type: ignore[typeddict-item]
         issuer_private_key_pem=root.signer.private_key_pem,
-        trusted_root_pems=root.trusted_root_pems,
         dns_names=list(cluster.dns_names),
-        namespace=cluster.namespace,
-        create_namespace=cluster.create_namespace,
-        retain_cacerts=cluster.retain_cacerts,
-        replace_foreign_cacerts=cluster.replace_foreign_cacerts,
     )
     args["renew_before_hours"] = cluster.renew_before_hours
     args["key_generation"] = cluster.key_generation
     if previous_name is not None:
         args["previous_name"] = previous_name
+    return args
+
+
+def cacerts_target_args(
+    cluster: ClusterSettings,
+    issuer_cert_pem: pulumi.Input[str],
+    trusted_root_pems: pulumi.Input[Sequence[pulumi.Input[str]]],
+    host: HostCluster | None = None,
+) -> CacertsTargetArgs:
+    """Where the cluster's `cacerts` goes, and the roots its takeover guard compares a found one with."""
+    args = CacertsTargetArgs(
+        cluster_name=cluster.name,
+        issuer_cert_pem=issuer_cert_pem,
+        trusted_root_pems=trusted_root_pems,
+        namespace=cluster.namespace,
+        create_namespace=cluster.create_namespace,
+        retain_cacerts=cluster.retain_cacerts,
+        replace_foreign_cacerts=cluster.replace_foreign_cacerts,
+    )
     if cluster.kubeconfig is not None:
         args["kubeconfig"] = provider_kubeconfig(cluster.kubeconfig)
     if host is not None:

@@ -1,0 +1,124 @@
+"""The PKI half of a split layout: the root, and each cluster's intermediate signed from the CSR its own
+cluster stack (MeshMember) recorded. The root key stays in this stack; no key of a cluster's comes here.
+
+Each run reads every cluster stack's MeshMember record (its CSR), checks the request is exactly the
+intermediate that cluster would get in a single stack, signs it, and records only certificates.
+"""
+
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+import pulumi
+
+from istio_ca.certificate import pem_bundle, signed_request
+from istio_ca.component_args import certificate_args, root_ca_args
+from istio_ca.config import parse_settings
+from istio_ca.csr_checks import ExpectedRequest, check_request
+from istio_ca.outputs import register_declared_outputs
+from istio_ca.profiles import INTERMEDIATE_CA
+from istio_ca.root_ca import RootCA
+from istio_ca.rotation import RootRotationState
+from istio_ca.stack_exchange import ExchangeError, read_exchange, text_at
+from istio_ca.validation import ConfigError
+
+MESH_PKI_TYPE = "istio-ca:index:MeshPKI"
+MESH_MEMBER_TYPE = "istio-ca:index:MeshMember"
+MEMBER_EXCHANGE = "istioCaMember"
+"""The stack output a cluster stack exports its MeshMember's `exchange` as (its CSR)."""
+PKI_EXCHANGE = "istioCaPki"
+"""The stack output the PKI stack exports its MeshPKI's `exchange` as (the certificates)."""
+NOT_YET_SPLIT = ("rootRotation", "existingRoot", "workloads", "exportDirectory")
+"""Keys of a single stack's mesh that the split layout does not take yet."""
+
+
+class MeshPKIArgs(TypedDict):
+    """The mesh as the PKI sees it, and where each cluster's stack is."""
+
+    mesh: Mapping[str, Any]
+    """The mesh in MeshCA's keys: `root`, `intermediate`, `istioNamespace`, and `clusters` by name (with
+    their own `istioNamespace` or `intermediate` where they differ); no kubeconfig: this stack reaches no
+    cluster."""
+    cluster_stacks: Mapping[str, str]
+    """Each cluster's stack, `organization/project/stack`, whose MeshMember of the cluster's name made its
+    key, and which exports that MeshMember's `exchange` as `istioCaMember`."""
+
+
+class MeshPKI(pulumi.ComponentResource):
+    """The root of a split layout and the intermediates it signs for the cluster stacks."""
+
+    root_cert_pem: pulumi.Output[str]
+    """The signing root's certificate, PEM."""
+    trusted_roots_pem: pulumi.Output[str]
+    """Every trusted root, oldest first: each cluster's `root-cert.pem`."""
+    clusters: pulumi.Output[dict[str, Any]]
+    """Per signed cluster: `certPem`, `certChainPem` (the intermediate, then the root) and `notAfter`."""
+    exchange: pulumi.Output[dict[str, Any]]
+    """What the cluster stacks read: export it as the stack output `istioCaPki`. Certificates only."""
+
+    def __init__(self, name: str, args: MeshPKIArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        mesh, stacks = args["mesh"], dict(args["cluster_stacks"])
+        for key in NOT_YET_SPLIT:
+            if key in mesh:
+                raise ConfigError(f"{key}: not in a split layout yet; use MeshCA (one stack) for it")
+        settings = parse_settings(mesh, frozenset(stacks))
+        names = [cluster.name for cluster in settings.clusters]
+        if sorted(names) != sorted(stacks):
+            raise ConfigError(f"cluster_stacks: {sorted(stacks)} must name each of the clusters {sorted(names)}")
+        for cluster in settings.clusters:
+            if cluster.kubeconfig is not None:
+                raise ConfigError(f"clusters: {cluster.name!r} has a kubeconfig; the PKI stack reaches no cluster")
+        # Every request is read and checked before the component registers: a refusal changes nothing.
+        requests: dict[str, str] = {}
+        for cluster in settings.clusters:
+            stack = stacks[cluster.name]
+            where = f"stack {stack}, output {MEMBER_EXCHANGE}"
+            record = read_exchange(stack, MEMBER_EXCHANGE)
+            if record is None:
+                pulumi.log.warn(f"{cluster.name}: stack {stack} has not run yet: run it, then this stack again")
+                continue
+            if record.get("cluster") != cluster.name:
+                raise ExchangeError(f"{where}: it is cluster {record.get('cluster')!r}'s, not {cluster.name!r}'s")
+            csr = text_at(record, ("csrPem",), where)
+            check_request(
+                csr,
+                ExpectedRequest(
+                    organization=cluster.intermediate.organization,
+                    common_name=cluster.intermediate.common_name,
+                    locality=cluster.name,
+                    dns_names=cluster.dns_names,
+                    key=cluster.intermediate.key,
+                ),
+                f"{where}.csrPem",
+            )
+            requests[cluster.name] = csr
+
+        super().__init__(MESH_PKI_TYPE, name, None, opts)
+        root = RootCA(
+            "root", root_ca_args(settings.root, RootRotationState()), opts=pulumi.ResourceOptions(parent=self)
+        )
+        signed: dict[str, Any] = {}
+        for cluster in settings.clusters:
+            if cluster.name not in requests:
+                continue
+            cert_args = certificate_args(cluster.intermediate)
+            cert = signed_request(
+                cluster.name,
+                requests[cluster.name],
+                # mypy's strict check wants the optional `key_generation` in the ** item; keys are the member's.
+                args={**cert_args, "renew_before_hours": cluster.renew_before_hours},  # type: ignore[typeddict-item]
+                profile=INTERMEDIATE_CA,
+                issuer=root.signer,
+                parent=self,
+            )
+            signed[cluster.name] = {
+                "certPem": cert.cert_pem,
+                "certChainPem": pulumi.Output.all(cert.cert_pem, root.cert_pem).apply(pem_bundle),
+                "notAfter": cert.validity_end_time,
+            }
+        self.root_cert_pem = root.cert_pem
+        self.trusted_roots_pem = root.trusted_root_pems.apply(pem_bundle)
+        self.clusters = pulumi.Output.from_input(signed)
+        self.exchange = pulumi.Output.all(
+            rootCertPem=self.root_cert_pem, trustedRootsPem=self.trusted_roots_pem, clusters=self.clusters
+        )
+        register_declared_outputs(self)

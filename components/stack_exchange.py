@@ -1,0 +1,48 @@
+"""What one stack reads of another in a split layout: one stack output, read with the engine's
+`readStackOutputs` invoke, which (unlike a StackReference) stores nothing in the reader's state.
+
+Only public values cross: each side exports certificates, CSRs and fingerprints, never a key. (A
+component's record in the other stack's state cannot be read instead: reading a state decrypts all of
+it, which a stack with a passphrase of its own refuses.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+
+class ExchangeError(pulumi.RunError):
+    """Another stack's record is missing or not what it should be; one line, no stack trace."""
+
+
+def read_exchange(stack: str, output: str) -> dict[str, Any] | None:
+    """The stack output `output` of `stack` (`org/project/stack`): what that stack exported for this one.
+    None while that stack does not exist or exports no such output yet (it has not run)."""
+    try:
+        result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": stack})
+    except Exception as error:
+        if "no stack named" in str(error) or "not found" in str(error):
+            return None
+        raise ExchangeError(f"stack {stack} cannot be read: {str(error).splitlines()[0]}") from None
+    outputs = dict((result.value or {}).get("outputs") or {})
+    if output not in outputs:
+        return None
+    value = outputs[output]
+    if not isinstance(value, dict) or not value:
+        # `{}` is what a secret the reader cannot decrypt comes back as: nothing secret belongs here.
+        shown = "{}" if value == {} else type(value).__name__
+        raise ExchangeError(f"stack {stack}: output {output} is {shown}, not the record istio-ca exports there")
+    return value
+
+
+def text_at(record: dict[str, Any], path: tuple[str, ...], where: str) -> str:
+    """The text at `path` in a record, or ExchangeError naming `where` and the path."""
+    value: Any = record
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, str) or not value:
+        shown = "{}" if value == {} else repr(value)[:60]
+        raise ExchangeError(f"{where}: output {'.'.join(path)} is {shown}, not the text it should be")
+    return value

@@ -1,0 +1,216 @@
+"""The split layout (examples/split): a PKI stack and one stack per cluster exchange only CSRs and
+certificates, so the root key lives in the PKI stack alone and each intermediate key in its own
+cluster's stack, whether every stack has its own passphrase or all share one."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+    load_ssh_private_key,
+)
+
+from tests.e2e.leak_audit import AUDIT
+from tests.e2e.local_cluster import LocalCluster
+from tests.e2e.pulumi_cli import COMMAND_TIMEOUT_SECONDS, Workspace, new_workspace, printed
+from tests.e2e.stacks import age_certificates
+from tests.installed import install_checkout
+from tests.program import PROJECT_DIR
+from tests.x509_checks import check_cacerts_chain
+
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
+CLUSTERS = ("east", "west")
+
+
+@dataclass
+class Layout:
+    pki: Workspace
+    members: dict[str, Workspace]
+    cluster: LocalCluster
+    run: str
+
+    def namespace(self, name: str) -> str:
+        """Each cluster stack's Istio namespace: the clusters of the layout share one API server."""
+        return f"split-{name}-{self.run}"
+
+
+@pytest.fixture(scope="module")
+def split_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install_checkout(tmp_path_factory.mktemp("split-install"), "examples/split/pki")
+
+
+def layout(
+    tmp_path_factory: pytest.TempPathFactory,
+    pulumi_env: dict[str, str],
+    cluster: LocalCluster,
+    venv: Path,
+    run: str,
+    passphrases: dict[str, str],
+) -> Layout:
+    """The PKI stack and two cluster stacks on a backend of their own, each stack with its passphrase."""
+    backend = tmp_path_factory.mktemp(f"split-backend-{run}")
+    AUDIT.plain_places.add(backend)
+
+    def workspace(project: str, stack: str) -> Workspace:
+        env = {**pulumi_env, "PULUMI_BACKEND_URL": backend.as_uri(), "PULUMI_CONFIG_PASSPHRASE": passphrases[stack]}
+        directory = tmp_path_factory.mktemp(f"split-{run}-{stack}") / "project"
+        return new_workspace(directory, stack, env, PROJECT_DIR / "examples" / "split" / project, virtualenv=venv)
+
+    split = Layout(pki=workspace("pki", "prod"), members={}, cluster=cluster, run=run)
+    for index, name in enumerate(CLUSTERS):
+        split.pki.run("config", "set", "--path", f"clusters[{index}].name", name)
+        split.pki.run("config", "set", "--path", f"clusters[{index}].istioNamespace", split.namespace(name))
+    for name in CLUSTERS:
+        cluster.create_namespace(split.namespace(name))
+        member = workspace("cluster", name)
+        member.run("config", "set", "kubeconfig", str(cluster.kubeconfig))
+        member.run("config", "set", "istioNamespace", split.namespace(name))
+        split.members[name] = member
+    return split
+
+
+def decrypted_export(workspace: Workspace) -> dict[str, Any]:
+    """`pulumi stack export --show-secrets`, kept out of the transcripts: it holds keys by design."""
+    done = subprocess.run(
+        ["pulumi", "stack", "export", "--show-secrets", "--stack", workspace.stack, "--non-interactive"],
+        cwd=workspace.directory,
+        env=workspace.env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+    )
+    assert done.returncode == 0, "pulumi stack export --show-secrets failed"
+    exported = json.loads(done.stdout)
+    AUDIT.remember(done.stdout)
+    return dict(exported)
+
+
+def texts(value: Any) -> list[str]:
+    """Every string in an export, a decrypted secret's plaintext (JSON text) decoded."""
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in texts(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in texts(item)]
+    if isinstance(value, str) and value.startswith('"'):
+        return texts(json.loads(value))
+    return [value] if isinstance(value, str) else []
+
+
+PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----\n.+?\n-----END \1PRIVATE KEY-----", re.DOTALL)
+
+
+def keys_in(value: Any) -> set[bytes]:
+    """Every private key anywhere in a decrypted state, as the public key it pairs with (its PEM, PKCS#8 and
+    OpenSSH forms are one key)."""
+    found = set()
+    for text in texts(value):
+        for match in PRIVATE_KEY.finditer(text):
+            pem = match.group(0).encode()
+            key = load_ssh_private_key(pem, None) if b"OPENSSH" in pem else load_pem_private_key(pem, None)
+            found.add(key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    return found
+
+
+def key_of(export: dict[str, Any], name: str) -> bytes:
+    """The key the resource `name` holds."""
+    (resource,) = [r for r in export["deployment"]["resources"] if r["urn"].endswith(f"::{name}")]
+    (key,) = keys_in(resource["outputs"]["privateKeyPem"])
+    return key
+
+
+def secret_outputs(export: dict[str, Any]) -> list[str]:
+    """The stack and the split components' outputs that are secrets: there must be none."""
+    kinds = ("pulumi:pulumi:Stack", "istio-ca:index:MeshPKI", "istio-ca:index:MeshMember")
+    resources = export["deployment"]["resources"]
+    return [
+        r["urn"] for r in resources if r["type"] in kinds and SECRET_SIGNATURE in json.dumps(r.get("outputs") or {})
+    ]
+
+
+def audit_keys(split: Layout) -> None:
+    """The root key only in the PKI stack's state; each intermediate key only in its own cluster stack's."""
+    pki = decrypted_export(split.pki)
+    members = {name: decrypted_export(ws) for name, ws in split.members.items()}
+    assert keys_in(pki) == {key_of(pki, "root-key")}
+    for name, export in members.items():
+        assert keys_in(export) == {key_of(export, f"{name}-key")}, name
+    for export in (pki, *members.values()):
+        assert secret_outputs(export) == []
+
+
+def bring_up(split: Layout) -> None:
+    """cluster, PKI, cluster: each run says what to run next until every cacerts is written."""
+    for name, member in split.members.items():
+        first = member.run("up", "--yes", "--skip-preview")
+        assert re.search(
+            rf"{name}: stack organization/mesh-pki/prod.*has not signed this cluster's request yet", printed(first)
+        )
+        assert split.cluster.secret(split.namespace(name), "cacerts") is None
+    split.pki.up()
+    for member in split.members.values():
+        member.up()
+        member.run("preview", "--expect-no-changes")
+    split.pki.run("preview", "--expect-no-changes")
+
+
+def test_split_stacks_bring_up_renew_and_keep_every_key_in_its_own_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    pulumi_env: dict[str, str],
+    clusters: dict[str, LocalCluster],
+    split_venv: Path,
+) -> None:
+    split = layout(
+        tmp_path_factory,
+        pulumi_env,
+        clusters["cluster1"],
+        split_venv,
+        "own",
+        {"prod": "pki-only", "east": "east-only", "west": "west-only"},
+    )
+    bring_up(split)
+    chains = {
+        name: check_cacerts_chain(split.cluster.secret_data(split.namespace(name), "cacerts")) for name in CLUSTERS
+    }
+    root = chains["east"].issuer
+    assert all(chain.roots == [root] and chain.issuer == root for chain in chains.values())
+    chain = chains["east"]
+    audit_keys(split)
+
+    # Renewal: the PKI re-signs east's request in its window; east's stack writes it in place, same key.
+    east = split.members["east"]
+    before = split.cluster.secret(split.namespace("east"), "cacerts")
+    assert before is not None
+    age_certificates(split.pki, 1, "east")
+    assert split.pki.planned_changes() == {"east-cert": "replace"}
+    split.pki.up()
+    assert east.planned_changes() == {"east-cacerts": "update"}
+    east.up()
+    after = split.cluster.secret(split.namespace("east"), "cacerts")
+    assert after is not None and after["metadata"]["uid"] == before["metadata"]["uid"]
+    files = split.cluster.secret_data(split.namespace("east"), "cacerts")
+    renewed = check_cacerts_chain(files)
+    assert renewed.issuer == root and renewed.intermediate.public_key() == chain.intermediate.public_key()
+    assert after["data"]["ca-key.pem"] == before["data"]["ca-key.pem"]  # the key stayed in east's stack
+    audit_keys(split)
+
+
+def test_one_shared_passphrase_still_keeps_every_key_in_its_own_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    pulumi_env: dict[str, str],
+    clusters: dict[str, LocalCluster],
+    split_venv: Path,
+) -> None:
+    """A team with one KMS key: any secret that crossed a stack would be readable there; none did."""
+    shared = {stack: "one-for-all" for stack in ("prod", *CLUSTERS)}
+    split = layout(tmp_path_factory, pulumi_env, clusters["cluster1"], split_venv, "shared", shared)
+    bring_up(split)
+    audit_keys(split)
