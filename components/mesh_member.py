@@ -13,16 +13,17 @@ import pulumi
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from istio_ca.cacerts import CacertsError
+from istio_ca.cacerts import CacertsError, stack_owner
 from istio_ca.certificate import key_and_request
 from istio_ca.cluster_ca import HostCluster, cacerts_secret
-from istio_ca.cluster_trust import applied_roots
+from istio_ca.cluster_trust import applied_roots, fingerprints, read_live_cacerts
 from istio_ca.component_args import cacerts_target_args, certificate_args
 from istio_ca.config import parse_settings
 from istio_ca.mesh_pki import MESH_MEMBER_TYPE, NOT_YET_SPLIT, PKI_EXCHANGE
 from istio_ca.outputs import published_files, register_declared_outputs
 from istio_ca.pem import certificate_pem, certificates_in
 from istio_ca.profiles import INTERMEDIATE_CA
+from istio_ca.settings import ClusterSettings
 from istio_ca.stack_exchange import read_exchange, text_at
 from istio_ca.validation import ConfigError
 
@@ -60,6 +61,8 @@ class MeshMember(pulumi.ComponentResource):
         if [cluster.name for cluster in settings.clusters] != [name]:
             raise ConfigError(f"clusters: a MeshMember holds one cluster, {name!r}")
         (cluster,) = settings.clusters
+        if cluster.key_generation != 1:
+            raise ConfigError("clusters[0].keyGeneration: not in a split layout yet; use MeshCA (one stack) for it")
         pki_stack = args["pki_stack"]
         where = f"stack {pki_stack}, output {PKI_EXCHANGE}"
         pki = read_exchange(pki_stack, PKI_EXCHANGE)
@@ -75,6 +78,7 @@ class MeshMember(pulumi.ComponentResource):
                 "roots": text_at(pki, ("trustedRootsPem",), where),
                 "issuer": text_at(pki, ("rootCertPem",), where),
             }
+            refuse_a_bundle_that_skips_a_phase(cluster, signed["roots"])
 
         super().__init__(MESH_MEMBER_TYPE, name, None, opts)
         key, csr = key_and_request(
@@ -106,6 +110,23 @@ class MeshMember(pulumi.ComponentResource):
             self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")
             self.applied_roots = pulumi.Output.unsecret(secret.data.apply(applied_roots))
         register_declared_outputs(self)
+
+
+def refuse_a_bundle_that_skips_a_phase(cluster: ClusterSettings, bundle: str) -> None:
+    """A `cacerts` goes from one trust bundle to one that holds it or that it holds (a rotation's phase),
+    never to another: istiod would drop every workload signed under the roots it no longer trusts."""
+    if cluster.kubeconfig is None:
+        return
+    live = read_live_cacerts([cluster], stack_owner()).get(cluster.name)
+    if live is None or not live.exists:
+        return
+    held = set(fingerprints([certificate_pem(c) for c in certificates_in(live.files.get("root-cert.pem", ""))]))
+    given = set(fingerprints([certificate_pem(c) for c in certificates_in(bundle)]))
+    if held and not (held <= given or given <= held):
+        raise CacertsError(
+            f"{cluster.name}: the PKI stack's trust bundle ({sorted(given)}) neither holds nor is held by the one "
+            f"cacerts holds now ({sorted(held)}); writing it would cut workloads off: cacerts is not written"
+        )
 
 
 def _for_this_key(cert_pem: str, own_public_key_pem: str, cluster: str, where: str) -> str:

@@ -19,16 +19,19 @@ class ExchangeError(pulumi.RunError):
 
 def read_exchange(stack: str, output: str) -> dict[str, Any] | None:
     """The stack output `output` of `stack` (`org/project/stack`): what that stack exported for this one.
-    None while that stack does not exist or exports no such output yet (it has not run)."""
+    None while that stack does not exist or has no outputs (it has not run). A stack that has run but does
+    not export it, or exports something else there, is refused with one line."""
     try:
         result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": stack})
     except Exception as error:
-        if "no stack named" in str(error) or "not found" in str(error):
+        if "unknown stack" in str(error):
             return None
         raise ExchangeError(f"stack {stack} cannot be read: {str(error).splitlines()[0]}") from None
     outputs = dict((result.value or {}).get("outputs") or {})
-    if output not in outputs:
+    if not outputs:
         return None
+    if output not in outputs:
+        raise ExchangeError(f"stack {stack} exports no output {output}: it must export istio-ca's exchange there")
     value = outputs[output]
     if not isinstance(value, dict) or not value:
         # `{}` is what a secret the reader cannot decrypt comes back as: nothing secret belongs here.

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,20 +164,19 @@ def bring_up(split: Layout) -> None:
     split.pki.run("preview", "--expect-no-changes")
 
 
-def test_split_stacks_bring_up_renew_and_keep_every_key_in_its_own_stack(
+@pytest.fixture(scope="module")
+def split(
     tmp_path_factory: pytest.TempPathFactory,
     pulumi_env: dict[str, str],
     clusters: dict[str, LocalCluster],
     split_venv: Path,
-) -> None:
-    split = layout(
-        tmp_path_factory,
-        pulumi_env,
-        clusters["cluster1"],
-        split_venv,
-        "own",
-        {"prod": "pki-only", "east": "east-only", "west": "west-only"},
-    )
+) -> Layout:
+    """The layout with a passphrase per stack, brought up by the first test; the next ones start from there."""
+    passphrases = {"prod": "pki-only", "east": "east-only", "west": "west-only"}
+    return layout(tmp_path_factory, pulumi_env, clusters["cluster1"], split_venv, "own", passphrases)
+
+
+def test_split_stacks_bring_up_renew_and_keep_every_key_in_its_own_stack(split: Layout) -> None:
     bring_up(split)
     chains = {
         name: check_cacerts_chain(split.cluster.secret_data(split.namespace(name), "cacerts")) for name in CLUSTERS
@@ -214,3 +215,59 @@ def test_one_shared_passphrase_still_keeps_every_key_in_its_own_stack(
     split = layout(tmp_path_factory, pulumi_env, clusters["cluster1"], split_venv, "shared", shared)
     bring_up(split)
     audit_keys(split)
+
+
+def pki_exchange_edited(split: Layout, edit: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """The PKI stack's recorded `istioCaPki` output changed by `edit` for a while, as a broken PKI would export it."""
+    original = split.pki.export()
+    deployment = json.loads(original)
+    (stack,) = [r for r in deployment["deployment"]["resources"] if r["type"] == "pulumi:pulumi:Stack"]
+    edit(stack["outputs"]["istioCaPki"])
+    path = split.pki.directory / "edited-state.json"
+    path.write_text(json.dumps(deployment))
+    split.pki.run("stack", "import", "--file", str(path))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+        split.pki.run("stack", "import", "--file", str(path))
+        path.unlink()
+
+
+def test_what_the_stacks_exchange_is_checked_before_anything_is_written(split: Layout) -> None:
+    east, pki = split.members["east"], split.pki
+    namespace = split.namespace("east")
+    written = split.cluster.secret(namespace, "cacerts")
+    resources = {name: ws.resources() for name, ws in (("pki", pki), ("east", east))}
+
+    # The PKI refuses a request that is not the intermediate its own description gives the cluster.
+    pki.run("config", "set", "--path", "clusters[0].intermediate.org", "Acme")
+    for command in (["preview"], ["up", "--yes", "--skip-preview"]):
+        refused = pki.run(*command, check=False)
+        assert refused.returncode != 0
+        assert (
+            "stack organization/mesh-cluster/east, output istioCaMember.csrPem: subject organizationName is "
+            "['Istio'], not ['Acme']" in printed(refused)
+        )
+    pki.run("config", "rm", "--path", "clusters[0].intermediate")
+
+    west_cert = json.loads(pki.export())
+    (stack,) = [r for r in west_cert["deployment"]["resources"] if r["type"] == "pulumi:pulumi:Stack"]
+    other_key_cert = stack["outputs"]["istioCaPki"]["clusters"]["west"]["certPem"]
+    another_bundle = split.cluster.secret_data(split.namespace("west"), "cacerts")["ca-cert.pem"]
+    edits: list[tuple[Callable[[dict[str, Any]], None], str]] = [
+        (lambda out: out["clusters"]["east"].update(certPem={}), "output clusters.east.certPem is {}"),
+        (lambda out: out.update(trustedRootsPem=another_bundle), "neither holds nor is held by the one cacerts holds"),
+        (
+            lambda out: out["clusters"]["east"].update(certPem=other_key_cert),
+            "is for another key than this cluster's (its request before this one); cacerts is not written",
+        ),
+    ]
+    for edit, message in edits:
+        with contextmanager(pki_exchange_edited)(split, edit):
+            refused = east.run("up", "--yes", "--skip-preview", check=False)
+            assert refused.returncode != 0 and message in printed(refused), printed(refused)[-600:]
+            assert split.cluster.secret(namespace, "cacerts") == written
+    assert {name: ws.resources() for name, ws in (("pki", pki), ("east", east))} == resources
+    east.run("preview", "--expect-no-changes")
+    pki.run("preview", "--expect-no-changes")
