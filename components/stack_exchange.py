@@ -19,14 +19,10 @@ class ExchangeError(pulumi.RunError):
 
 def read_exchange(stack: str, output: str) -> dict[str, Any] | None:
     """The stack output `output` of `stack` (`org/project/stack`): what that stack exported for this one.
-    None while that stack does not exist or has no outputs (it has not run). A stack that has run but does
-    not export it, or exports something else there, is refused with one line."""
-    try:
-        result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": stack})
-    except Exception as error:
-        if "unknown stack" in str(error):
-            return None
-        raise ExchangeError(f"stack {stack} cannot be read: {str(error).splitlines()[0]}") from None
+    None while that stack has no outputs (made with `pulumi stack init`, not run yet). A stack that has run
+    but does not export it, or exports something else there, is refused with one line. A stack that does
+    not exist fails the run with the engine's `unknown stack` (an invoke's error cannot be caught)."""
+    result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": stack})
     outputs = dict((result.value or {}).get("outputs") or {})
     if not outputs:
         return None

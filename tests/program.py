@@ -60,6 +60,8 @@ class Recorder(Mocks):
     """The stack's outputs of its last run, as the engine's readStackOutputs gives them."""
     last_resources: dict[str, Any] = field(default_factory=dict)
     """The stack's resources as its state recorded them, by URN, as readStackResourceOutputs gives them."""
+    other_stacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Other stacks' outputs by `org/project/stack`, as readStackOutputs gives them."""
     component_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """What each component passed to register_outputs, by name, secrets still marked."""
 
@@ -87,8 +89,13 @@ class Recorder(Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        if args.token == "pulumi:pulumi:readStackOutputs":  # the stack reading its own last outputs
-            return {"name": args.args["name"], "outputs": self.last_outputs}, []
+        if args.token == "pulumi:pulumi:readStackOutputs":
+            stack = args.args["name"]
+            if stack == "organization/istio-ca/unit":  # the stack reading its own last outputs
+                return {"name": stack, "outputs": self.last_outputs}, []
+            if stack not in self.other_stacks:
+                raise ValueError(f'unknown stack "{stack}"')  # as the engine answers
+            return {"name": stack, "outputs": self.other_stacks[stack]}, []
         if args.token == "pulumi:pulumi:readStackResourceOutputs":
             return {"name": args.args["stackName"], "outputs": self.last_resources}, []
         if args.token == "pulumi:pulumi:getResource":  # a resource registered in this run, by URN
