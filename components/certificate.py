@@ -142,6 +142,7 @@ def signed_certificate(
         profile=profile,
         locality=locality,
         parent=parent,
+        generation=args.get("key_generation", 1),
         dns_names=dns_names,
         uris=uris,
         aliases_of=aliases_of,
@@ -155,18 +156,18 @@ def signed_certificate(
 def key_and_request(
     name: str,
     *,
-    args: IssuedCertificateArgs,
+    args: CertificateArgs,
     profile: CertificateProfile,
     locality: pulumi.Input[str],
     parent: pulumi.Resource,
+    generation: int = 1,
     dns_names: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
     uris: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
     aliases_of: Callable[[str], list[pulumi.Input[pulumi.Alias]] | None] = lambda part: None,
 ) -> tuple[tls.PrivateKey, tls.CertRequest]:
-    """A new key (`<name>-key`) and its CSR (`<name>-csr`), with the subject and SANs of the profile."""
-    key = private_key(
-        f"{name}-key", args, parent=parent, generation=args.get("key_generation", 1), aliases=aliases_of("key")
-    )
+    """A new key (`<name>-key`) and its CSR (`<name>-csr`), with the subject and SANs of the profile; a new
+    `generation` replaces the key."""
+    key = private_key(f"{name}-key", args, parent=parent, generation=generation, aliases=aliases_of("key"))
     csr = tls.CertRequest(
         f"{name}-csr",
         private_key_pem=key.private_key_pem,

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
+import pulumi_tls as tls
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -25,6 +26,7 @@ from istio_ca.pem import certificate_pem, certificates_in
 from istio_ca.profiles import INTERMEDIATE_CA
 from istio_ca.settings import ClusterSettings
 from istio_ca.stack_exchange import read_exchange, text_at
+from istio_ca.stack_state import component_record, qualified_type, read_last_resources
 from istio_ca.validation import ConfigError
 
 
@@ -49,6 +51,9 @@ class MeshMember(pulumi.ComponentResource):
     """What the written `cacerts` holds, by SHA-256 fingerprints: `trusted` and `issuer` (empty before)."""
     cacerts_uid: pulumi.Output[str]
     """The applied Secret's uid; empty until the PKI stack has signed this cluster's request."""
+    cacerts_key_generation: pulumi.Output[int]
+    """The key generation whose key `cacerts` holds (0 before one is written): that key stays in the
+    state until the PKI stack has signed the next generation's request."""
     exchange: pulumi.Output[dict[str, Any]]
     """What the PKI stack reads: export it as the stack output `istioCaMember`. Public values only."""
 
@@ -61,8 +66,16 @@ class MeshMember(pulumi.ComponentResource):
         if [cluster.name for cluster in settings.clusters] != [name]:
             raise ConfigError(f"clusters: a MeshMember holds one cluster, {name!r}")
         (cluster,) = settings.clusters
-        if cluster.key_generation != 1:
-            raise ConfigError("clusters[0].keyGeneration: not in a split layout yet; use MeshCA (one stack) for it")
+        # The key generation cacerts holds, as this component recorded it: kept until its successor is signed.
+        record = component_record(
+            read_last_resources(), qualified_type(MESH_MEMBER_TYPE, opts.parent if opts else None), name
+        )
+        held = int((record[1] if record else {}).get("cacerts_key_generation") or 0)
+        if cluster.key_generation < held:
+            raise ConfigError(
+                f"clusters[0].keyGeneration is {cluster.key_generation}, lower than the {held} cacerts holds: "
+                f"only raise it (to {held + 1} for a new key)"
+            )
         pki_stack = args["pki_stack"]
         where = f"stack {pki_stack}, output {PKI_EXCHANGE}"
         pki = read_exchange(pki_stack, PKI_EXCHANGE)
@@ -81,25 +94,37 @@ class MeshMember(pulumi.ComponentResource):
             refuse_a_bundle_that_skips_a_phase(cluster, signed["roots"])
 
         super().__init__(MESH_MEMBER_TYPE, name, None, opts)
-        key, csr = key_and_request(
-            name,
-            # mypy's strict check wants the optional `renew_before_hours` in the ** item; the PKI renews.
-            args={**certificate_args(cluster.intermediate), "key_generation": cluster.key_generation},  # type: ignore[typeddict-item]
-            profile=INTERMEDIATE_CA,
-            locality=name,
-            dns_names=list(cluster.dns_names),
-            parent=self,
-        )
-        self.csr_pem = csr.cert_request_pem
+        keys: dict[int, tls.PrivateKey] = {}
+        requests: dict[int, tls.CertRequest] = {}
+        for generation in sorted({held, cluster.key_generation} - {0}):
+            keys[generation], requests[generation] = key_and_request(
+                # `<cluster>-key` for generation 1, as the single stack names it; `<cluster>-g2-key` after.
+                name if generation == 1 else f"{name}-g{generation}",
+                args=certificate_args(cluster.intermediate),
+                profile=INTERMEDIATE_CA,
+                locality=name,
+                dns_names=list(cluster.dns_names),
+                parent=self,
+            )
+        self.csr_pem = requests[cluster.key_generation].cert_request_pem
         self.exchange = pulumi.Output.all(cluster=name, csrPem=self.csr_pem)
         self.applied_roots = pulumi.Output.from_input({"trusted": [], "issuer": None})
         self.cacerts_uid = pulumi.Output.from_input("")
+        self.cacerts_key_generation = pulumi.Output.from_input(held)
         if signed is not None:
-            cert = key.public_key_pem.apply(lambda own: _for_this_key(signed["cert"], own, name, where))
+            certificate = signed["cert"]
+            # The key the PKI's certificate is for: the new generation's once signed, the held one until then.
+            chosen = pulumi.Output.all(
+                *(key.public_key_pem.apply(lambda pem, g=g: (g, pem)) for g, key in keys.items())
+            ).apply(lambda pairs: _generation_for(certificate, dict(pairs), name, where))
             files = published_files(
                 {
-                    "ca-cert.pem": cert,
-                    "ca-key.pem": pulumi.Output.secret(key.private_key_pem),
+                    "ca-cert.pem": certificate,
+                    "ca-key.pem": pulumi.Output.secret(
+                        pulumi.Output.all(chosen, *(key.private_key_pem for key in keys.values())).apply(
+                            lambda values: values[1 + list(keys).index(values[0])]
+                        )
+                    ),
                     "root-cert.pem": signed["roots"],
                     "cert-chain.pem": signed["chain"],
                 }
@@ -109,6 +134,7 @@ class MeshMember(pulumi.ComponentResource):
             secret = cacerts_secret(self, name, target, opts, files, lambda part: None)
             self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")
             self.applied_roots = pulumi.Output.unsecret(secret.data.apply(applied_roots))
+            self.cacerts_key_generation = pulumi.Output.all(chosen, self.cacerts_uid).apply(lambda values: values[0])
         register_declared_outputs(self)
 
 
@@ -129,13 +155,14 @@ def refuse_a_bundle_that_skips_a_phase(cluster: ClusterSettings, bundle: str) ->
         )
 
 
-def _for_this_key(cert_pem: str, own_public_key_pem: str, cluster: str, where: str) -> str:
-    """The signed certificate, if it certifies this cluster's key; refused otherwise (a request made before)."""
+def _generation_for(cert_pem: str, public_keys: dict[int, str], cluster: str, where: str) -> int:
+    """The key generation the signed certificate is for; refused when it is for none of this cluster's keys."""
     cert = x509.load_pem_x509_certificate(cert_pem.encode())
     given = cert.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if given.decode().strip() != own_public_key_pem.strip():
-        raise CacertsError(
-            f"{cluster}: the certificate {where} holds is for another key than this cluster's (its request "
-            "before this one); cacerts is not written: run that stack, then this one"
-        )
-    return cert_pem
+    for generation, public_key_pem in public_keys.items():
+        if given.decode().strip() == public_key_pem.strip():
+            return generation
+    raise CacertsError(
+        f"{cluster}: the certificate {where} holds is for another key than this cluster's; cacerts is not "
+        "written: run that stack, then this one"
+    )

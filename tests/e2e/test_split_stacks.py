@@ -260,7 +260,7 @@ def test_what_the_stacks_exchange_is_checked_before_anything_is_written(split: L
         (lambda out: out.update(trustedRootsPem=another_bundle), "neither holds nor is held by the one cacerts holds"),
         (
             lambda out: out["clusters"]["east"].update(certPem=other_key_cert),
-            "is for another key than this cluster's (its request before this one); cacerts is not written",
+            "is for another key than this cluster's; cacerts is not written",
         ),
     ]
     for edit, message in edits:
@@ -271,3 +271,32 @@ def test_what_the_stacks_exchange_is_checked_before_anything_is_written(split: L
     assert {name: ws.resources() for name, ws in (("pki", pki), ("east", east))} == resources
     east.run("preview", "--expect-no-changes")
     pki.run("preview", "--expect-no-changes")
+
+
+def test_a_new_key_generation_keeps_the_held_key_until_its_successor_is_signed(split: Layout) -> None:
+    east, pki = split.members["east"], split.pki
+    namespace = split.namespace("east")
+    before = split.cluster.secret(namespace, "cacerts")
+    assert before is not None
+    east.run("config", "set", "keyGeneration", "2")
+    east.up()  # the new key and its request; cacerts keeps the key the PKI's certificate is for
+    assert split.cluster.secret(namespace, "cacerts") == before
+    names = {urn.rsplit("::", 1)[-1] for urn in east.resources()}
+    assert {"east-key", "east-g2-key", "east-g2-csr"} <= names
+    assert pki.planned_changes() == {"east-cert": "replace"}  # the new request
+    pki.up()
+    east.up()
+    after = split.cluster.secret(namespace, "cacerts")
+    assert after is not None and after["metadata"]["uid"] == before["metadata"]["uid"]
+    chain = check_cacerts_chain(split.cluster.secret_data(namespace, "cacerts"))
+    export = decrypted_export(east)
+    assert chain.intermediate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == key_of(
+        export, "east-g2-key"
+    )
+    assert east.planned_changes() == {"east-key": "delete", "east-csr": "delete"}  # the held key leaves now
+    east.up()
+    assert keys_in(decrypted_export(east)) == {key_of(decrypted_export(east), "east-g2-key")}
+    east.run("preview", "--expect-no-changes")
+    east.run("config", "set", "keyGeneration", "1")
+    refused = east.run("preview", check=False)
+    assert refused.returncode != 0 and "keyGeneration is 1, lower than the 2 cacerts holds" in printed(refused)

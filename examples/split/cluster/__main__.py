@@ -1,5 +1,6 @@
 """A cluster stack, named after its cluster: that cluster's intermediate key lives here and nowhere else.
-Config `kubeconfig` (a path), `istioNamespace` (default istio-system), `pkiStack` (default prod)."""
+Config `kubeconfig` (a path), `istioNamespace` (default istio-system), `pkiStack` (default prod), and
+`keyGeneration` (default 1; raise it for a new key)."""
 
 import pulumi
 
@@ -11,7 +12,13 @@ member = MeshMember(
     cluster,
     MeshMemberArgs(
         mesh={
-            "clusters": [{"name": cluster, "kubeconfig": config.require("kubeconfig")}],
+            "clusters": [
+                {
+                    "name": cluster,
+                    "kubeconfig": config.require("kubeconfig"),
+                    "keyGeneration": config.get_int("keyGeneration") or 1,
+                }
+            ],
             "istioNamespace": config.get("istioNamespace") or "istio-system",
             "intermediate": {"keyAlgorithm": "ECDSA"},
         },
