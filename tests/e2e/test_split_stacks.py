@@ -149,19 +149,39 @@ def audit_keys(split: Layout) -> None:
         assert secret_outputs(export) == []
 
 
+README_UP = re.compile(r"^pulumi up --yes --cwd (pki|cluster) --stack (\w+)", re.MULTILINE)
+
+
+def readme_bring_up() -> list[tuple[str, str]]:
+    """The README's bring-up commands, in order: (project, stack)."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    section = readme.split("## Split the PKI from the clusters", 1)[1].split("\n## ", 1)[0]
+    return README_UP.findall(section)
+
+
 def bring_up(split: Layout) -> None:
-    """cluster, PKI, cluster: each run says what to run next until every cacerts is written."""
-    for name, member in split.members.items():
-        first = member.run("up", "--yes", "--skip-preview")
-        assert re.search(
-            rf"{name}: stack organization/mesh-pki/prod.*has not signed this cluster's request yet", printed(first)
-        )
-        assert split.cluster.secret(split.namespace(name), "cacerts") is None
-    split.pki.up()
-    for member in split.members.values():
-        member.up()
-        member.run("preview", "--expect-no-changes")
-    split.pki.run("preview", "--expect-no-changes")
+    """The README's commands as written: each cluster stack says what to run next until cacerts is written."""
+    commands = readme_bring_up()
+    assert commands == [
+        ("cluster", "east"),
+        ("cluster", "west"),
+        ("pki", "prod"),
+        ("cluster", "east"),
+        ("cluster", "west"),
+    ]
+    signed = False
+    for project, stack in commands:
+        workspace = split.pki if project == "pki" else split.members[stack]
+        result = workspace.run("up", "--yes")
+        if project == "pki":
+            signed = True
+        elif not signed:
+            assert f"{stack}: stack organization/mesh-pki/prod has not signed this cluster's request yet" in printed(
+                result
+            )
+            assert split.cluster.secret(split.namespace(stack), "cacerts") is None
+    for workspace in (split.pki, *split.members.values()):
+        workspace.run("preview", "--expect-no-changes")
 
 
 @pytest.fixture(scope="module")
