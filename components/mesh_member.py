@@ -62,6 +62,8 @@ class MeshMember(pulumi.ComponentResource):
         for key in NOT_YET_SPLIT:
             if key in mesh:
                 raise ConfigError(f"{key}: not in a split layout yet; use MeshCA (one stack) for it")
+        if "rootRotation" in mesh or "root" in mesh:
+            raise ConfigError("rootRotation and root belong to the PKI stack's mesh (MeshPKI), not a cluster's")
         settings = parse_settings(mesh, frozenset([name]) if host is not None else frozenset())
         if [cluster.name for cluster in settings.clusters] != [name]:
             raise ConfigError(f"clusters: a MeshMember holds one cluster, {name!r}")
@@ -107,7 +109,6 @@ class MeshMember(pulumi.ComponentResource):
                 parent=self,
             )
         self.csr_pem = requests[cluster.key_generation].cert_request_pem
-        self.exchange = pulumi.Output.all(cluster=name, csrPem=self.csr_pem)
         self.applied_roots = pulumi.Output.from_input({"trusted": [], "issuer": None})
         self.cacerts_uid = pulumi.Output.from_input("")
         self.cacerts_key_generation = pulumi.Output.from_input(held)
@@ -135,6 +136,10 @@ class MeshMember(pulumi.ComponentResource):
             self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")
             self.applied_roots = pulumi.Output.unsecret(secret.data.apply(applied_roots))
             self.cacerts_key_generation = pulumi.Output.all(chosen, self.cacerts_uid).apply(lambda values: values[0])
+        # What the written cacerts trusts and when its intermediate was issued: the PKI's rotation gate reads it.
+        issued_at = _issued_at(signed["cert"]) if signed is not None else None
+        trust = self.applied_roots.apply(lambda roots: {**roots, "issuedAt": issued_at})
+        self.exchange = pulumi.Output.all(cluster=name, csrPem=self.csr_pem, trust=trust)
         register_declared_outputs(self)
 
 
@@ -153,6 +158,11 @@ def refuse_a_bundle_that_skips_a_phase(cluster: ClusterSettings, bundle: str) ->
             f"{cluster.name}: the PKI stack's trust bundle ({sorted(given)}) neither holds nor is held by the one "
             f"cacerts holds now ({sorted(held)}); writing it would cut workloads off: cacerts is not written"
         )
+
+
+def _issued_at(cert_pem: str) -> str:
+    """A certificate's NotBefore, RFC 3339."""
+    return x509.load_pem_x509_certificate(cert_pem.encode()).not_valid_before_utc.isoformat()
 
 
 def _generation_for(cert_pem: str, public_keys: dict[int, str], cluster: str, where: str) -> int:

@@ -6,19 +6,29 @@ intermediate that cluster would get in a single stack, signs it, and records onl
 """
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import pulumi
 
 from istio_ca.certificate import pem_bundle, signed_request
-from istio_ca.component_args import certificate_args, root_ca_args
+from istio_ca.cluster_trust import ClusterTrust, fingerprint, recorded_roots
+from istio_ca.component_args import certificate_args, root_ca_args, root_settings_output
 from istio_ca.config import parse_settings
 from istio_ca.csr_checks import ExpectedRequest, check_request
 from istio_ca.outputs import register_declared_outputs
 from istio_ca.profiles import INTERMEDIATE_CA
 from istio_ca.root_ca import RootCA
-from istio_ca.rotation import RootRotationState
+from istio_ca.rotation import (
+    RootRotationState,
+    next_rotation_state,
+    refuse_a_changed_rotation,
+    warn_of_changed_root_settings,
+)
+from istio_ca.rotation_gate import gate
+from istio_ca.settings import StackSettings
 from istio_ca.stack_exchange import ExchangeError, read_exchange, text_at
+from istio_ca.stack_state import component_record, descendants, qualified_type, read_last_resources
 from istio_ca.validation import ConfigError
 
 MESH_PKI_TYPE = "istio-ca:index:MeshPKI"
@@ -27,7 +37,7 @@ MEMBER_EXCHANGE = "istioCaMember"
 """The stack output a cluster stack exports its MeshMember's `exchange` as (its CSR)."""
 PKI_EXCHANGE = "istioCaPki"
 """The stack output the PKI stack exports its MeshPKI's `exchange` as (the certificates)."""
-NOT_YET_SPLIT = ("rootRotation", "existingRoot", "workloads", "exportDirectory")
+NOT_YET_SPLIT = ("existingRoot", "workloads", "exportDirectory")
 """Keys of a single stack's mesh that the split layout does not take yet."""
 
 
@@ -52,6 +62,10 @@ class MeshPKI(pulumi.ComponentResource):
     """Every trusted root, oldest first: each cluster's `root-cert.pem`."""
     clusters: pulumi.Output[dict[str, Any]]
     """Per signed cluster: `certPem`, `certChainPem` (the intermediate, then the root) and `notAfter`."""
+    root_generations: pulumi.Output[dict[str, Any]]
+    """The root generations and the rotation phase applied (what the next run reads)."""
+    root_settings: pulumi.Output[dict[str, Any]]
+    """The `root` settings the current generations were asked for."""
     exchange: pulumi.Output[dict[str, Any]]
     """What the cluster stacks read: export it as the stack output `istioCaPki`. Certificates only."""
 
@@ -69,6 +83,7 @@ class MeshPKI(pulumi.ComponentResource):
                 raise ConfigError(f"clusters: {cluster.name!r} has a kubeconfig; the PKI stack reaches no cluster")
         # Every request is read and checked before the component registers: a refusal changes nothing.
         requests: dict[str, str] = {}
+        held: dict[str, ClusterTrust] = {}
         for cluster in settings.clusters:
             stack = stacks[cluster.name]
             where = f"stack {stack}, output {MEMBER_EXCHANGE}"
@@ -79,6 +94,14 @@ class MeshPKI(pulumi.ComponentResource):
             if record.get("cluster") != cluster.name:
                 raise ExchangeError(f"{where}: it is cluster {record.get('cluster')!r}'s, not {cluster.name!r}'s")
             csr = text_at(record, ("csrPem",), where)
+            trust = record.get("trust") or {}
+            if trust.get("trusted"):
+                held[cluster.name] = ClusterTrust(
+                    trusted=tuple(trust["trusted"]),
+                    issuer=trust.get("issuer"),
+                    issued_at=datetime.fromisoformat(trust["issuedAt"]) if trust.get("issuedAt") else None,
+                    live=False,
+                )
             check_request(
                 csr,
                 ExpectedRequest(
@@ -92,10 +115,10 @@ class MeshPKI(pulumi.ComponentResource):
             )
             requests[cluster.name] = csr
 
+        generations = _next_generations(name, opts, settings, held, stacks)
+
         super().__init__(MESH_PKI_TYPE, name, None, opts)
-        root = RootCA(
-            "root", root_ca_args(settings.root, RootRotationState()), opts=pulumi.ResourceOptions(parent=self)
-        )
+        root = RootCA("root", root_ca_args(settings.root, generations), opts=pulumi.ResourceOptions(parent=self))
         signed: dict[str, Any] = {}
         for cluster in settings.clusters:
             if cluster.name not in requests:
@@ -118,7 +141,44 @@ class MeshPKI(pulumi.ComponentResource):
         self.root_cert_pem = root.cert_pem
         self.trusted_roots_pem = root.trusted_root_pems.apply(pem_bundle)
         self.clusters = pulumi.Output.from_input(signed)
+        self.root_generations = pulumi.Output.from_input(generations.to_output())
+        self.root_settings = pulumi.Output.from_input(root_settings_output(settings.root))
         self.exchange = pulumi.Output.all(
             rootCertPem=self.root_cert_pem, trustedRootsPem=self.trusted_roots_pem, clusters=self.clusters
         )
         register_declared_outputs(self)
+
+
+def _next_generations(
+    name: str,
+    opts: pulumi.ResourceOptions | None,
+    settings: StackSettings,
+    held: Mapping[str, ClusterTrust],
+    stacks: Mapping[str, str],
+) -> RootRotationState:
+    """The root generations after this run: a rotation's phase goes on only once every cluster stack has
+    written the one before (the fingerprints it exports), by MeshCA's gate rules."""
+    resources = read_last_resources()
+    record = component_record(resources, qualified_type(MESH_PKI_TYPE, opts.parent if opts else None), name)
+    urn, last = record if record is not None else ("", {})
+    applied = RootRotationState.from_output(last.get("root_generations"))
+    rotation = settings.root_rotation
+    wanted, same_key = (rotation.phase, rotation.same_key) if rotation else (None, False)
+    wanted_settings = root_settings_output(settings.root)
+    refuse_a_changed_rotation(applied, same_key if rotation else None, last.get("root_settings"), wanted_settings)
+    if applied.rotating:
+        recorded = recorded_roots(descendants(resources, urn), "root", applied.trusted)
+        phase_gate = gate(
+            applied,
+            wanted,
+            {generation: fingerprint(pem) for generation, pem in recorded.items()},
+            held,
+            retire_after=timedelta(hours=rotation.retire_after_hours if rotation else 0),
+            now=datetime.now(UTC),
+            catch_up={cluster: f"run stack {stack}, then this one" for cluster, stack in stacks.items()},
+        )
+        for line in phase_gate.waiting:
+            pulumi.log.warn(line)
+        wanted = phase_gate.phase
+    warn_of_changed_root_settings(last.get("root_settings"), wanted_settings, rotation is not None)
+    return next_rotation_state(applied, wanted, same_key=same_key)

@@ -37,9 +37,11 @@ def gate(
     clusters: Mapping[str, ClusterTrust],
     retire_after: timedelta,
     now: datetime,
+    catch_up: Mapping[str, str] | None = None,
 ) -> Gate:
     """The phase every cluster may be given now, from what each cluster's `cacerts` holds (`clusters`,
-    by name; `roots`: each generation's SHA-256 fingerprint as recorded).
+    by name; `roots`: each generation's SHA-256 fingerprint as recorded). `catch_up`: per cluster, what
+    brings it to the phase it missed, where another stack writes its `cacerts` (the split layout).
 
     `switch` waits until every cluster trusts the new root; `retire` until every intermediate is
     signed by it and `retire_after` (the workload certificate lifetime) has passed since the last
@@ -67,7 +69,7 @@ def gate(
     target = max(target, _rank("trust-both"))
     phase = PHASES[target - 1]
     waiting = tuple(
-        _waiting_line(name, known[name], wanted, phase, clusters[name].live)
+        _waiting_line(name, known[name], wanted, phase, clusters[name].live, (catch_up or {}).get(name))
         for name in sorted(known)
         if _rank(known[name]) + 1 < _rank(wanted)
     )
@@ -138,9 +140,11 @@ _HOLDS = {
 }
 
 
-def _waiting_line(name: str, held: str, wanted: str, phase: str, live: bool) -> str:
+def _waiting_line(name: str, held: str, wanted: str, phase: str, live: bool, catch_up: str | None) -> str:
     missed = PHASES[_rank(held)]
-    if live:
+    if catch_up is not None:
+        then = catch_up
+    elif live:
         then = f"this run brings it to {missed!r}; run `pulumi up` again after it"
     else:
         then = (

@@ -320,3 +320,49 @@ def test_a_new_key_generation_keeps_the_held_key_until_its_successor_is_signed(s
     east.run("config", "set", "keyGeneration", "1")
     refused = east.run("preview", check=False)
     assert refused.returncode != 0 and "keyGeneration is 1, lower than the 2 cacerts holds" in printed(refused)
+    east.run("config", "set", "keyGeneration", "2")
+
+
+def held(split: Layout, name: str) -> tuple[list[Any], Any]:
+    chain = check_cacerts_chain(split.cluster.secret_data(split.namespace(name), "cacerts"))
+    return chain.roots, chain.issuer
+
+
+def test_a_root_rotation_goes_phase_by_phase_as_every_cluster_stack_catches_up(split: Layout) -> None:
+    pki, east, west = split.pki, split.members["east"], split.members["west"]
+    (old,), _ = held(split, "east")
+
+    def phase(value: str) -> None:
+        pki.run("config", "set", "--path", "rootRotation.phase", value)
+        pki.run("config", "set", "--path", "rootRotation.retireAfterHours", "0")
+
+    phase("trust-both")
+    pki.up()
+    east.up()  # west has not run yet
+    roots, issuer = held(split, "east")
+    assert roots[0] == old and len(roots) == 2 and issuer == old
+    new = roots[1]
+    assert held(split, "west") == ([old], old)
+
+    phase("switch")  # west still trusts only the old root: the PKI stays at trust-both
+    waiting = pki.up()
+    assert "rootRotation.phase 'switch' waits for west, which has not applied 'trust-both'" in printed(waiting)
+    assert "run stack organization/mesh-cluster/west, then this one" in printed(waiting)
+    west.up()
+    assert held(split, "west") == ([old, new], old)
+    pki.up()  # now every cluster trusts both: each intermediate is re-signed by the new root
+    for member in (east, west):
+        member.up()
+    assert held(split, "east") == ([old, new], new) and held(split, "west") == ([old, new], new)
+
+    phase("retire")
+    pki.up()
+    for member in (east, west):
+        member.up()
+    assert held(split, "east") == ([new], new) and held(split, "west") == ([new], new)
+    pki.run("config", "rm", "rootRotation")
+    pki.run("preview", "--expect-no-changes")
+    for member in (east, west):
+        member.run("preview", "--expect-no-changes")
+    pki_state = decrypted_export(pki)
+    assert keys_in(pki_state) == {key_of(pki_state, "root-g2-key")}  # the old root's key has left
