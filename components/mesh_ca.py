@@ -10,7 +10,6 @@ stack outputs of any name, so a host stack composes it as it is.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
@@ -22,7 +21,6 @@ from istio_ca.certificate import Root, pem_bundle
 from istio_ca.cluster_ca import ClusterCA, HostCluster
 from istio_ca.cluster_renames import renamed_from
 from istio_ca.cluster_trust import (
-    fingerprint,
     fingerprints,
     read_live_cacerts,
     recorded_roots,
@@ -51,7 +49,7 @@ from istio_ca.rotation import (
     refuse_to_drop_an_adopted_root,
     warn_of_changed_root_settings,
 )
-from istio_ca.rotation_gate import gate, held_phase_output, remind_to_apply_rendered_clusters
+from istio_ca.rotation_gate import held_phase_output, phase_to_apply, remind_to_apply_rendered_clusters
 from istio_ca.settings import RootFromCluster, RootFromConfig
 from istio_ca.stack_state import component_record, descendants, qualified_type, read_last_outputs, read_last_resources
 from istio_ca.validation import ConfigError
@@ -146,7 +144,7 @@ class MeshCA(pulumi.ComponentResource):
 
         applied = RootRotationState.from_output(memory.root_generations)
         rotation = settings.root_rotation
-        wanted_phase, same_key = (rotation.phase, rotation.same_key) if rotation else (None, False)
+        same_key = rotation.same_key if rotation else False
         if settings.existing_root is None:
             refuse_to_drop_an_adopted_root(applied)
         refuse_a_changed_rotation(
@@ -173,19 +171,8 @@ class MeshCA(pulumi.ComponentResource):
             owner,
         )
         held_before = trust_by_cluster(live_cacerts, resources)
-        if applied.rotating:
-            # Each phase waits for every cluster to hold the one before, as its cacerts shows (never this run's).
-            phase_gate = gate(
-                applied,
-                wanted_phase,
-                {generation: fingerprint(pem) for generation, pem in recorded.items()},
-                held_before,
-                retire_after=timedelta(hours=rotation.retire_after_hours if rotation else 0),
-                now=datetime.now(UTC),
-            )
-            for line in phase_gate.waiting:
-                pulumi.log.warn(line)
-            wanted_phase = phase_gate.phase
+        # Each phase waits for every cluster to hold the one before, as its cacerts shows (never this run's).
+        wanted_phase = phase_to_apply(applied, rotation, recorded, held_before)
         remind_to_apply_rendered_clusters(
             wanted_phase, [c.name for c in settings.clusters if c.render_directory is not None]
         )

@@ -6,13 +6,13 @@ intermediate that cluster would get in a single stack, signs it, and records onl
 """
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypedDict
 
 import pulumi
 
 from istio_ca.certificate import pem_bundle, signed_request
-from istio_ca.cluster_trust import ClusterTrust, fingerprint, recorded_roots
+from istio_ca.cluster_trust import ClusterTrust, recorded_roots
 from istio_ca.component_args import certificate_args, root_ca_args, root_settings_output
 from istio_ca.config import parse_settings
 from istio_ca.csr_checks import ExpectedRequest, check_request
@@ -25,7 +25,7 @@ from istio_ca.rotation import (
     refuse_a_changed_rotation,
     warn_of_changed_root_settings,
 )
-from istio_ca.rotation_gate import gate
+from istio_ca.rotation_gate import phase_to_apply
 from istio_ca.settings import StackSettings
 from istio_ca.stack_exchange import ExchangeError, read_exchange, text_at
 from istio_ca.stack_state import component_record, descendants, qualified_type, read_last_resources
@@ -163,22 +163,11 @@ def _next_generations(
     urn, last = record if record is not None else ("", {})
     applied = RootRotationState.from_output(last.get("root_generations"))
     rotation = settings.root_rotation
-    wanted, same_key = (rotation.phase, rotation.same_key) if rotation else (None, False)
+    same_key = rotation.same_key if rotation else False
     wanted_settings = root_settings_output(settings.root)
     refuse_a_changed_rotation(applied, same_key if rotation else None, last.get("root_settings"), wanted_settings)
-    if applied.rotating:
-        recorded = recorded_roots(descendants(resources, urn), "root", applied.trusted)
-        phase_gate = gate(
-            applied,
-            wanted,
-            {generation: fingerprint(pem) for generation, pem in recorded.items()},
-            held,
-            retire_after=timedelta(hours=rotation.retire_after_hours if rotation else 0),
-            now=datetime.now(UTC),
-            catch_up={cluster: f"run stack {stack}, then this one" for cluster, stack in stacks.items()},
-        )
-        for line in phase_gate.waiting:
-            pulumi.log.warn(line)
-        wanted = phase_gate.phase
+    recorded = recorded_roots(descendants(resources, urn), "root", applied.trusted)
+    catch_up = {cluster: f"run stack {stack}, then this one" for cluster, stack in stacks.items()}
+    wanted = phase_to_apply(applied, rotation, recorded, held, catch_up)
     warn_of_changed_root_settings(last.get("root_settings"), wanted_settings, rotation is not None)
     return next_rotation_state(applied, wanted, same_key=same_key)

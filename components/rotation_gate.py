@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pulumi
 
-from istio_ca.cluster_trust import ClusterTrust
+from istio_ca.cluster_trust import ClusterTrust, fingerprint
 from istio_ca.rotation import PHASES, RootRotationState, RotationError, next_rotation_state
+from istio_ca.settings import RootRotationSettings
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,33 @@ def gate(
     if phase == "retire" and applied.phase == "switch":
         _refuse_an_early_retire(clusters, new, retire_after, now)
     return Gate(phase, waiting)
+
+
+def phase_to_apply(
+    applied: RootRotationState,
+    rotation: RootRotationSettings | None,
+    recorded_roots: Mapping[int, str],
+    clusters: Mapping[str, ClusterTrust],
+    catch_up: Mapping[str, str] | None = None,
+) -> str | None:
+    """The rotation phase this run applies: the wanted one, held back (with one warning per cluster behind)
+    by what each cluster's `cacerts` holds, during a rotation; `recorded_roots`: each generation's root PEM
+    as the state recorded it. Never from a value this run computes."""
+    wanted = rotation.phase if rotation else None
+    if not applied.rotating:
+        return wanted
+    phase_gate = gate(
+        applied,
+        wanted,
+        {generation: fingerprint(pem) for generation, pem in recorded_roots.items()},
+        clusters,
+        retire_after=timedelta(hours=rotation.retire_after_hours if rotation else 0),
+        now=datetime.now(UTC),
+        catch_up=catch_up,
+    )
+    for line in phase_gate.waiting:
+        pulumi.log.warn(line)
+    return phase_gate.phase
 
 
 def cluster_phase(trusted: Sequence[str], issuer: str | None, old: str | None, new: str | None) -> str | None:
