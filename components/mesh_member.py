@@ -7,6 +7,7 @@ is for its key.
 """
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
@@ -20,6 +21,7 @@ from istio_ca.cluster_ca import HostCluster, cacerts_secret
 from istio_ca.cluster_trust import applied_roots, fingerprints, read_live_cacerts
 from istio_ca.component_args import cacerts_target_args, certificate_args
 from istio_ca.config import parse_settings
+from istio_ca.file_export import component_layout, export_when_applied
 from istio_ca.mesh_pki import MESH_MEMBER_TYPE, NOT_YET_SPLIT, PKI_EXCHANGE
 from istio_ca.outputs import published_files, register_declared_outputs
 from istio_ca.pem import certificate_pem, certificates_in
@@ -62,8 +64,9 @@ class MeshMember(pulumi.ComponentResource):
         for key in NOT_YET_SPLIT:
             if key in mesh:
                 raise ConfigError(f"{key}: not in a split layout yet; use MeshCA (one stack) for it")
-        if "rootRotation" in mesh or "root" in mesh:
-            raise ConfigError("rootRotation and root belong to the PKI stack's mesh (MeshPKI), not a cluster's")
+        for key in ("root", "rootRotation", "workloads"):
+            if key in mesh:
+                raise ConfigError(f"{key}: set on the PKI stack's mesh (MeshPKI), not a cluster's")
         settings = parse_settings(mesh, frozenset([name]) if host is not None else frozenset())
         if [cluster.name for cluster in settings.clusters] != [name]:
             raise ConfigError(f"clusters: a MeshMember holds one cluster, {name!r}")
@@ -136,6 +139,14 @@ class MeshMember(pulumi.ComponentResource):
             self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")
             self.applied_roots = pulumi.Output.unsecret(secret.data.apply(applied_roots))
             self.cacerts_key_generation = pulumi.Output.all(chosen, self.cacerts_uid).apply(lambda values: values[0])
+            if settings.export_directory is not None:
+                # This cluster's files alone, as the Makefile lays them out, once its cacerts is written.
+                export_when_applied(
+                    settings.export_directory,
+                    roots,
+                    [files.apply(partial(component_layout, name))],
+                    applied=[self.cacerts_uid],
+                )
         # What the written cacerts trusts and when its intermediate was issued: the PKI's rotation gate reads it.
         issued_at = _issued_at(signed["cert"]) if signed is not None else None
         trust = self.applied_roots.apply(lambda roots: {**roots, "issuedAt": issued_at})

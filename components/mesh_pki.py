@@ -7,15 +7,17 @@ intermediate that cluster would get in a single stack, signs it, and records onl
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any, TypedDict
 
 import pulumi
 
 from istio_ca.certificate import pem_bundle, signed_request
 from istio_ca.cluster_trust import ClusterTrust, recorded_roots
-from istio_ca.component_args import certificate_args, root_ca_args, root_settings_output
+from istio_ca.component_args import certificate_args, root_ca_args, root_settings_output, workload_certs_args
 from istio_ca.config import parse_settings
 from istio_ca.csr_checks import ExpectedRequest, check_request
+from istio_ca.file_export import component_layout, export_when_applied
 from istio_ca.outputs import register_declared_outputs
 from istio_ca.profiles import INTERMEDIATE_CA
 from istio_ca.root_ca import RootCA
@@ -30,6 +32,7 @@ from istio_ca.settings import StackSettings
 from istio_ca.stack_exchange import ExchangeError, read_exchange, text_at
 from istio_ca.stack_state import component_record, descendants, qualified_type, read_last_resources
 from istio_ca.validation import ConfigError
+from istio_ca.workload_certs import WorkloadCerts
 
 MESH_PKI_TYPE = "istio-ca:index:MeshPKI"
 MESH_MEMBER_TYPE = "istio-ca:index:MeshMember"
@@ -37,7 +40,7 @@ MEMBER_EXCHANGE = "istioCaMember"
 """The stack output a cluster stack exports its MeshMember's `exchange` as (its CSR)."""
 PKI_EXCHANGE = "istioCaPki"
 """The stack output the PKI stack exports its MeshPKI's `exchange` as (the certificates)."""
-NOT_YET_SPLIT = ("existingRoot", "workloads", "exportDirectory")
+NOT_YET_SPLIT = ("existingRoot",)
 """Keys of a single stack's mesh that the split layout does not take yet."""
 
 
@@ -66,6 +69,9 @@ class MeshPKI(pulumi.ComponentResource):
     """The root generations and the rotation phase applied (what the next run reads)."""
     root_settings: pulumi.Output[dict[str, Any]]
     """The `root` settings the current generations were asked for."""
+    workloads: pulumi.Output[dict[str, Any]]
+    """Per VM namespace: `certPem`, `certChainPem`, `caCertPem`, `notAfter`. Their keys are made here, where
+    they are signed, and leave only through `exportDirectory`: no cluster stack holds one."""
     exchange: pulumi.Output[dict[str, Any]]
     """What the cluster stacks read: export it as the stack output `istioCaPki`. Certificates only."""
 
@@ -141,6 +147,31 @@ class MeshPKI(pulumi.ComponentResource):
         self.root_cert_pem = root.cert_pem
         self.trusted_roots_pem = root.trusted_root_pems.apply(pem_bundle)
         self.clusters = pulumi.Output.from_input(signed)
+        workload_certs = {
+            workload.namespace: WorkloadCerts(
+                workload.namespace, workload_certs_args(workload, root), opts=pulumi.ResourceOptions(parent=root)
+            )
+            for workload in settings.workloads
+        }
+        if settings.export_directory is not None:
+            # The VMs' files and the trust bundle; each cluster stack exports its own cluster's files.
+            export_when_applied(
+                settings.export_directory,
+                root.trusted_root_pems,
+                [certs.files.apply(partial(component_layout, ns)) for ns, certs in workload_certs.items()],
+                applied=[],
+            )
+        self.workloads = pulumi.Output.from_input(
+            {
+                namespace: {
+                    "certPem": certs.cert_pem,
+                    "certChainPem": certs.cert_chain_pem,
+                    "caCertPem": certs.ca_cert_pem,
+                    "notAfter": certs.not_after,
+                }
+                for namespace, certs in workload_certs.items()
+            }
+        )
         self.root_generations = pulumi.Output.from_input(generations.to_output())
         self.root_settings = pulumi.Output.from_input(root_settings_output(settings.root))
         self.exchange = pulumi.Output.all(

@@ -27,7 +27,7 @@ from tests.e2e.pulumi_cli import COMMAND_TIMEOUT_SECONDS, Workspace, new_workspa
 from tests.e2e.stacks import age_certificates
 from tests.installed import install_checkout
 from tests.program import PROJECT_DIR
-from tests.x509_checks import check_cacerts_chain
+from tests.x509_checks import CACERTS_KEYS, check_cacerts_chain, load_certificates
 
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
 CLUSTERS = ("east", "west")
@@ -366,3 +366,26 @@ def test_a_root_rotation_goes_phase_by_phase_as_every_cluster_stack_catches_up(s
         member.run("preview", "--expect-no-changes")
     pki_state = decrypted_export(pki)
     assert keys_in(pki_state) == {key_of(pki_state, "root-g2-key")}  # the old root's key has left
+
+
+def test_vm_workloads_and_exported_files_stay_with_the_keys_they_hold(split: Layout) -> None:
+    """A VM's keys are made in the PKI stack, where they are signed; each cluster stack writes its own files."""
+    pki, east = split.pki, split.members["east"]
+    pki.run("config", "set", "--path", "workloads[0].namespace", "vm-apps")
+    pki.run("config", "set", "exportDirectory", "out")
+    east.run("config", "set", "exportDirectory", "out")
+    vm, own = pki.directory / "out", east.directory / "out"
+    AUDIT.key_directories |= {vm, own}  # key files by design: 0600 in 0700 directories, checked at the end
+    pki.up()
+    east.up()
+    (root,) = load_certificates((vm / "root-cert.pem").read_text())
+    (leaf,) = load_certificates((vm / "vm-apps" / "workload-cert.pem").read_text())
+    (vm_ca,) = load_certificates((vm / "vm-apps" / "ca-cert.pem").read_text())
+    leaf.verify_directly_issued_by(vm_ca)
+    vm_ca.verify_directly_issued_by(root)
+    files = {name: (own / "east" / name).read_text() for name in CACERTS_KEYS}
+    assert files == split.cluster.secret_data(split.namespace("east"), "cacerts")
+    assert check_cacerts_chain(files).issuer == root
+    pki_state, east_state = decrypted_export(pki), decrypted_export(east)
+    assert keys_in(pki_state) == {key_of(pki_state, name) for name in ("root-g2-key", "vm-apps-ca-key", "vm-apps-key")}
+    assert keys_in(east_state) == {key_of(east_state, "east-g2-key")}

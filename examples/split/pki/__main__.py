@@ -1,6 +1,7 @@
 """The PKI stack: the root key lives here and nowhere else. Config `clusters`: each cluster's entry (its
 name, and `istioNamespace` where it is not istio-system); each has a stack of that name in mesh-cluster.
-Config `rootRotation`: a root rotation's phase, applied once every cluster stack has written the one before."""
+Config `rootRotation` (applied once every cluster stack has written the phase before), `workloads` and
+`exportDirectory`, as in the single stack."""
 
 import pulumi
 
@@ -9,9 +10,13 @@ from istio_ca import MeshPKI, MeshPKIArgs
 config = pulumi.Config()
 clusters = config.require_object("clusters")
 mesh = {"clusters": clusters, "root": {"keyAlgorithm": "ECDSA"}, "intermediate": {"keyAlgorithm": "ECDSA"}}
-rotation = config.get_object("rootRotation")  # e.g. {"phase": "trust-both"}: see the README, Root rotation
-if rotation:
-    mesh["rootRotation"] = rotation
+# Optional, as in the single stack: a root rotation's phase, VM workloads (their keys live here), and a
+# directory for the VMs' files and the trust bundle.
+for key in ("rootRotation", "workloads"):
+    if config.get_object(key):
+        mesh[key] = config.get_object(key)
+if config.get("exportDirectory"):
+    mesh["exportDirectory"] = config.get("exportDirectory")
 pki = MeshPKI(
     "pki",
     MeshPKIArgs(
