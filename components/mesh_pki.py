@@ -17,6 +17,7 @@ from istio_ca.cluster_trust import ClusterTrust, recorded_roots
 from istio_ca.component_args import certificate_args, root_ca_args, root_settings_output, workload_certs_args
 from istio_ca.config import parse_settings
 from istio_ca.csr_checks import ExpectedRequest, check_request
+from istio_ca.expiry import refuse_an_expired_root
 from istio_ca.file_export import component_layout, export_when_applied
 from istio_ca.outputs import register_declared_outputs
 from istio_ca.profiles import INTERMEDIATE_CA
@@ -61,6 +62,8 @@ class MeshPKI(pulumi.ComponentResource):
 
     root_cert_pem: pulumi.Output[str]
     """The signing root's certificate, PEM."""
+    root_not_after: pulumi.Output[str]
+    """The signing root's NotAfter, RFC 3339: an ended root is never re-issued implicitly."""
     trusted_roots_pem: pulumi.Output[str]
     """Every trusted root, oldest first: each cluster's `root-cert.pem`."""
     clusters: pulumi.Output[dict[str, Any]]
@@ -145,6 +148,7 @@ class MeshPKI(pulumi.ComponentResource):
                 "notAfter": cert.validity_end_time,
             }
         self.root_cert_pem = root.cert_pem
+        self.root_not_after = root.not_after
         self.trusted_roots_pem = root.trusted_root_pems.apply(pem_bundle)
         self.clusters = pulumi.Output.from_input(signed)
         workload_certs = {
@@ -200,5 +204,6 @@ def _next_generations(
     recorded = recorded_roots(descendants(resources, urn), "root", applied.trusted)
     catch_up = {cluster: f"run stack {stack}, then this one" for cluster, stack in stacks.items()}
     wanted = phase_to_apply(applied, rotation, recorded, held, catch_up)
+    refuse_an_expired_root(last.get("root_not_after"), rotating=rotation is not None)
     warn_of_changed_root_settings(last.get("root_settings"), wanted_settings, rotation is not None)
     return next_rotation_state(applied, wanted, same_key=same_key)

@@ -60,3 +60,22 @@ def test_the_pki_signs_for_exactly_the_stacks_it_is_given_and_reaches_no_cluster
     mesh = {"clusters": [{"name": "east", "kubeconfig": str(kubeconfig)}]}
     message = refused(lambda: MeshPKI("pki", MeshPKIArgs(mesh=mesh, cluster_stacks={"east": "o/p/east"})))
     assert message == "clusters: 'east' has a kubeconfig; the PKI stack reaches no cluster"
+
+
+def test_the_pki_never_re_issues_an_ended_root_implicitly() -> None:
+    """As in one stack: the provider would replace it, and every cluster's bundle with it, in one step."""
+    recorder = use_mocks()
+    recorder.last_resources = {
+        "urn:pulumi:unit::istio-ca::istio-ca:index:MeshPKI::pki": {
+            "type": "istio-ca:index:MeshPKI",
+            "outputs": {"root_not_after": "2020-01-01T00:00:00Z"},
+        }
+    }
+    recorder.other_stacks["o/mesh-cluster/east"] = {}
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> None:
+        MeshPKI("pki", MeshPKIArgs(mesh=EAST, cluster_stacks={"east": "o/mesh-cluster/east"}))
+
+    with pytest.raises(ConfigError, match="the root ended on 2020-01-01T00:00:00Z: istio-ca will not re-issue it"):
+        program()
