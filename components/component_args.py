@@ -84,16 +84,7 @@ def existing_root_args(
     if expected is not None:
         args["expected_sha256"] = expected
     cluster = existing.cluster
-    if host is not None:
-        args["provider"] = host["provider"]
-    if cluster.kubeconfig is not None:
-        args["kubeconfig"] = provider_kubeconfig(cluster.kubeconfig)
-    if host is not None:
-        args["provider"] = host["provider"]
-        if "kubeconfig" in host:
-            args["kubeconfig"] = host["kubeconfig"]
-    if cluster.context is not None:
-        args["context"] = cluster.context
+    _reach(args, cluster, host)
     args["namespace"] = cluster.namespace
     args["secret_names"] = [ISTIOD_ROOT_SECRET]
     return args
@@ -134,6 +125,15 @@ def cacerts_target_args(
         retain_cacerts=cluster.retain_cacerts,
         replace_foreign_cacerts=cluster.replace_foreign_cacerts,
     )
+    _reach(args, cluster, host)
+    if cluster.render_directory is not None:
+        args["render_directory"] = cluster.render_directory
+    return args
+
+
+def _reach(args: ExistingRootArgs | CacertsTargetArgs, cluster: ClusterSettings, host: HostCluster | None) -> None:
+    """How a component reaches the cluster: its kubeconfig and context, or the host stack's provider (and the
+    kubeconfig given with it, for the reads made before writing)."""
     if cluster.kubeconfig is not None:
         args["kubeconfig"] = provider_kubeconfig(cluster.kubeconfig)
     if host is not None:
@@ -142,9 +142,6 @@ def cacerts_target_args(
             args["kubeconfig"] = host["kubeconfig"]
     if cluster.context is not None:
         args["context"] = cluster.context
-    if cluster.render_directory is not None:
-        args["render_directory"] = cluster.render_directory
-    return args
 
 
 def workload_certs_args(workload: WorkloadSettings, root: Root) -> WorkloadCertsArgs:

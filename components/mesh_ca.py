@@ -53,7 +53,7 @@ from istio_ca.rotation_gate import held_phase_output, phase_to_apply, remind_to_
 from istio_ca.settings import RootFromCluster, RootFromConfig
 from istio_ca.stack_state import component_record, descendants, qualified_type, read_last_outputs, read_last_resources
 from istio_ca.validation import ConfigError
-from istio_ca.workload_certs import WorkloadCerts
+from istio_ca.workload_certs import WorkloadCerts, workload_outputs
 
 MESH_CA_TYPE = "istio-ca:index:MeshCA"
 
@@ -288,18 +288,7 @@ class MeshCA(pulumi.ComponentResource):
                 for cluster, ca in cluster_cas.items()
             }
         )
-        self.workloads = pulumi.Output.from_input(
-            {
-                namespace: {
-                    "certPem": certs.cert_pem,
-                    "certChainPem": certs.cert_chain_pem,
-                    "caCertPem": certs.ca_cert_pem,
-                    "notAfter": certs.not_after,
-                    "renewalWindowOpens": certs.renewal_opens,
-                }
-                for namespace, certs in workload_certs.items()
-            }
-        )
+        self.workloads = workload_outputs(workload_certs)
         # Kept apart so the certificates above stay readable: a secret anywhere hides the whole output.
         self.workload_keys = pulumi.Output.secret(
             {

@@ -33,7 +33,7 @@ from istio_ca.settings import StackSettings
 from istio_ca.stack_exchange import ExchangeError, read_exchange, text_at
 from istio_ca.stack_state import component_record, descendants, qualified_type, read_last_resources
 from istio_ca.validation import ConfigError
-from istio_ca.workload_certs import WorkloadCerts
+from istio_ca.workload_certs import WorkloadCerts, workload_outputs
 
 MESH_PKI_TYPE = "istio-ca:index:MeshPKI"
 MESH_MEMBER_TYPE = "istio-ca:index:MeshMember"
@@ -73,7 +73,7 @@ class MeshPKI(pulumi.ComponentResource):
     root_settings: pulumi.Output[dict[str, Any]]
     """The `root` settings the current generations were asked for."""
     workloads: pulumi.Output[dict[str, Any]]
-    """Per VM namespace: `certPem`, `certChainPem`, `caCertPem`, `notAfter`. Their keys are made here, where
+    """Per VM namespace: `certPem`, `certChainPem`, `caCertPem`, `notAfter`, `renewalWindowOpens`. Their keys are made here, where
     they are signed, and leave only through `exportDirectory`: no cluster stack holds one."""
     exchange: pulumi.Output[dict[str, Any]]
     """What the cluster stacks read: export it as the stack output `istioCaPki`. Certificates only."""
@@ -165,17 +165,7 @@ class MeshPKI(pulumi.ComponentResource):
                 [certs.files.apply(partial(component_layout, ns)) for ns, certs in workload_certs.items()],
                 applied=[],
             )
-        self.workloads = pulumi.Output.from_input(
-            {
-                namespace: {
-                    "certPem": certs.cert_pem,
-                    "certChainPem": certs.cert_chain_pem,
-                    "caCertPem": certs.ca_cert_pem,
-                    "notAfter": certs.not_after,
-                }
-                for namespace, certs in workload_certs.items()
-            }
-        )
+        self.workloads = workload_outputs(workload_certs)
         self.root_generations = pulumi.Output.from_input(generations.to_output())
         self.root_settings = pulumi.Output.from_input(root_settings_output(settings.root))
         self.exchange = pulumi.Output.all(

@@ -1,7 +1,7 @@
 """A VM's workload certificate: a namespace intermediate CA and a leaf it signs."""
 
-from collections.abc import Sequence
-from typing import NotRequired
+from collections.abc import Mapping, Sequence
+from typing import Any, NotRequired
 
 import pulumi
 
@@ -130,4 +130,20 @@ def leaf_args(args: WorkloadCertsArgs) -> IssuedCertificateArgs:
 def spiffe_id(args: WorkloadCertsArgs) -> pulumi.Output[str]:
     return pulumi.Output.concat(
         "spiffe://", args["trust_domain"], "/ns/", args["namespace"], "/sa/", args["service_account"]
+    )
+
+
+def workload_outputs(workloads: Mapping[str, WorkloadCerts]) -> pulumi.Output[dict[str, Any]]:
+    """Each namespace's certificates and dates, as a plain output (the keys stay apart, secret)."""
+    return pulumi.Output.from_input(
+        {
+            namespace: {
+                "certPem": certs.cert_pem,
+                "certChainPem": certs.cert_chain_pem,
+                "caCertPem": certs.ca_cert_pem,
+                "notAfter": certs.not_after,
+                "renewalWindowOpens": certs.renewal_opens,
+            }
+            for namespace, certs in workloads.items()
+        }
     )
