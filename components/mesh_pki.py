@@ -73,8 +73,8 @@ class MeshPKI(pulumi.ComponentResource):
     root_settings: pulumi.Output[dict[str, Any]]
     """The `root` settings the current generations were asked for."""
     workloads: pulumi.Output[dict[str, Any]]
-    """Per VM namespace: `certPem`, `certChainPem`, `caCertPem`, `notAfter`, `renewalWindowOpens`. Their keys are made here, where
-    they are signed, and leave only through `exportDirectory`: no cluster stack holds one."""
+    """Per VM namespace: `certPem`, `certChainPem`, `caCertPem`, `notAfter`, `renewalWindowOpens`. Their keys
+    are made here, where they are signed, and leave only through `exportDirectory`: no cluster stack holds one."""
     exchange: pulumi.Output[dict[str, Any]]
     """What the cluster stacks read: export it as the stack output `istioCaPki`. Certificates only."""
 
