@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.e2e.pulumi_cli import Toolchain, Workspace, install_providers, new_workspace, offline_environment
+from tests.e2e.pulumi_cli import Toolchain, Workspace, new_workspace, scratch_environment
 from tests.installed import install_checkout
 from tests.program import PROJECT_DIR
 
@@ -24,10 +24,7 @@ def main(clusters: int) -> None:
     toolchain = Toolchain(Path(os.environ["ISTIO_CA_TOOLCHAIN"]))
     with tempfile.TemporaryDirectory(prefix="split-state-") as scratch:
         base = Path(scratch)
-        for directory in ("state", "home", "tmp"):
-            (base / directory).mkdir()
-        env = offline_environment(toolchain, pulumi_home=base / "home", backend=base / "state", temporary=base / "tmp")
-        install_providers(toolchain, env)
+        env = scratch_environment(toolchain, base)
         venv = install_checkout(base / "install", "examples/split/pki")
         names = [f"c{index:02d}" for index in range(clusters)]
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from istio_ca.cluster_trust import SECRET_TYPE_TOKEN
-from istio_ca.kubeconfig import kubeconfig_server
+from istio_ca.kubeconfig import kubeconfig_server, parse
 from istio_ca.settings import ClusterSettings
 
 CLUSTER_CA_TYPE_TOKEN = "istio-ca:index:ClusterCA"
@@ -55,9 +55,9 @@ def _recorded_target(by_name: Mapping[tuple[str, str], Mapping[str, Any]], name:
     try:
         if os.path.isfile(kubeconfig):
             with open(kubeconfig, encoding="utf-8") as stream:
-                document = yaml.safe_load(stream)
+                document = parse(stream)
         else:
-            document = yaml.safe_load(kubeconfig)
+            document = parse(kubeconfig)
     except (OSError, yaml.YAMLError):
         return None
     if not isinstance(document, dict):

@@ -40,6 +40,7 @@ from istio_ca.config_schema import (
     default_renew_before_hours,
 )
 from istio_ca.kubeconfig import kubeconfig_server
+from istio_ca.kubeconfig import parse as parse_kubeconfig
 from istio_ca.root_checks import RootError, check_root
 from istio_ca.settings import (
     CertificateSettings,
@@ -324,7 +325,7 @@ def _kubeconfig_path(value: str, context: str | None, key: str) -> tuple[str, st
         raise ConfigError(f"{key}: kubeconfig file {path} does not exist")
     try:
         with open(path, encoding="utf-8") as stream:
-            document = yaml.safe_load(stream)
+            document = parse_kubeconfig(stream)
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"{key}: cannot read kubeconfig {path}: {error}") from error
     if not isinstance(document, dict):

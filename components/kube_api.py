@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import urllib3
-import yaml
 from kubernetes import client as kube_client
-from kubernetes import config as kube_config
+from kubernetes.config.kube_config import KubeConfigLoader
+
+from istio_ca.kubeconfig import parse
 
 REQUEST_TIMEOUT_SECONDS = 15
 
@@ -23,19 +24,33 @@ class Unreachable(Exception):
     """The API server did not answer."""
 
 
+_clients: dict[tuple[str, str | None], kube_client.ApiClient] = {}
+"""One client per kubeconfig and context for the program's run: the first read of every cluster and its
+takeover guard share a connection, and a credential plugin (`exec`) runs once per cluster, not per read."""
+
+
 @contextmanager
 def api_client(kubeconfig: str, context: str | None) -> Iterator[kube_client.ApiClient]:
     """A client for the cluster a kubeconfig (a path, or its contents) and context point at."""
-    if os.path.isfile(kubeconfig):
-        api = kube_config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
-    else:
-        config = yaml.safe_load(kubeconfig)
-        api = kube_config.new_client_from_config_dict(config, context=context)  # type: ignore[no-untyped-call]
+    key = (kubeconfig, context)
+    api = _clients.get(key) or _clients.setdefault(key, _new_client(kubeconfig, context))
     server = api.configuration.host
-    api.configuration.retries = 1
     try:
-        with api:
-            yield api
+        yield api
     except (urllib3.exceptions.HTTPError, OSError) as error:
         reason = getattr(error, "reason", None) or error
         raise Unreachable(f"the API server {server} did not answer ({str(reason).rsplit(': ', 1)[-1]})") from None
+
+
+def _new_client(kubeconfig: str, context: str | None) -> kube_client.ApiClient:
+    """As kubectl reads the kubeconfig: file references from its own directory (or, for contents, from here)."""
+    base = ""
+    if os.path.isfile(kubeconfig):
+        base = os.path.dirname(os.path.abspath(kubeconfig))
+        with open(kubeconfig, encoding="utf-8") as stream:
+            kubeconfig = stream.read()
+    configuration = kube_client.Configuration()
+    loader = KubeConfigLoader(config_dict=parse(kubeconfig), active_context=context, config_base_path=base)  # type: ignore[no-untyped-call]
+    loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+    configuration.retries = 1
+    return kube_client.ApiClient(configuration)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
-from tests.e2e.pulumi_cli import Toolchain, install_providers, offline_environment
+from tests.e2e.pulumi_cli import Toolchain, scratch_environment
 
 CLUSTER_NAMES = ("cluster1", "cluster2")
 
@@ -35,10 +35,7 @@ def toolchain() -> Toolchain:
 def pulumi_env(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """CLI environment with a private PULUMI_HOME holding the toolchain's provider plugins."""
     base = tmp_path_factory.mktemp("pulumi")
-    for directory in ("state", "home", "tmp"):
-        (base / directory).mkdir()
-    env = offline_environment(toolchain, pulumi_home=base / "home", backend=base / "state", temporary=base / "tmp")
-    install_providers(toolchain, env)
+    env = scratch_environment(toolchain, base)
     AUDIT.plain_places |= {base / "state", base / "tmp"}
     return env
 

@@ -61,6 +61,16 @@ def offline_environment(toolchain: Toolchain, pulumi_home: Path, backend: Path, 
     return env
 
 
+def scratch_environment(toolchain: Toolchain, base: Path) -> dict[str, str]:
+    """The offline environment with its backend, PULUMI_HOME (holding the toolchain's providers) and
+    TMPDIR in `base/state`, `base/home` and `base/tmp`."""
+    for directory in ("state", "home", "tmp"):
+        (base / directory).mkdir(parents=True)
+    env = offline_environment(toolchain, pulumi_home=base / "home", backend=base / "state", temporary=base / "tmp")
+    install_providers(toolchain, env)
+    return env
+
+
 def install_providers(toolchain: Toolchain, env: dict[str, str]) -> None:
     """Put the built provider plugins into PULUMI_HOME under the versions the SDKs ask for."""
     for name, package in (("tls", "pulumi_tls"), ("kubernetes", "pulumi_kubernetes")):
