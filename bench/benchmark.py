@@ -7,15 +7,17 @@ Measures, each the median of `--runs` runs (min and max beside it):
   Makefile does (per key `openssl genrsa 4096`, then `req` and `x509 -req` with its extensions);
 - a cold `pulumi up` of a new stack, RSA 4096 and ECDSA P-256, in render mode and against one local
   API server (one namespace per cluster entry);
-- an unchanged `pulumi preview` and an unchanged `pulumi up`, in both modes, and the unchanged `up`
-  with Go's GC settings (GOGC, GOMEMLIMIT) in the providers' environment;
-- for each pulumi command, its whole process tree (the CLI, the language host and program, every
-  provider process): peak summed PSS and RSS, the drop in MemAvailable, and CPU time per process kind;
-- the floor that key generation sets: the same number of RSA 4096 keys made by Go as the tls provider
-  makes them (crypto/rsa, the same Go), serially and on every core, against `openssl genrsa`;
-- provider start-up: from exec until the provider serves, and its memory then.
-`--quick` is one run at N = 1 and 50; the full run is three at N = 1, 10 and 50. `--profile` also runs
-the program under py-spy once (the cold up at the largest N) and prints where its own CPU time goes.
+- an unchanged `pulumi preview` and an unchanged `pulumi up`, in both modes;
+- for each pulumi command, its whole process tree (the CLI and engine, the language host and program,
+  every provider process): peak summed PSS and RSS, the drop in MemAvailable, CPU time per process kind;
+- the floor key generation sets: N + 1 RSA 4096 keys made by Go as the tls provider makes them
+  (crypto/rsa, built by the same Go) on every core, and at N = 10 key for key against `openssl genrsa`;
+- the same resources per cluster wired plainly, with none of istio-ca's checks (bench/plain_wiring);
+- provider start-up: from exec until the provider serves, and its memory then;
+- at the largest N, a cold up with each setting of ENVIRONMENT_VARIANTS (once).
+`--quick` is one run at N = 1 and 50, without the variants; the full run is three at N = 1, 10 and 50;
+`--sizes` and `--runs` change either. `--profile` also runs the program under py-spy (cold ups at N = 1
+and the largest N) and prints, per added cluster, what its CPU time went to.
 """
 
 from __future__ import annotations
@@ -438,7 +440,7 @@ def attribute_samples(raw: str) -> Counter[str]:
     return parts
 
 
-def run(sizes: Sequence[int], runs: int, profile: bool) -> tuple[list[Figure], str]:
+def run(sizes: Sequence[int], runs: int, variants: bool, profile: bool) -> tuple[list[Figure], str]:
     toolchain = Toolchain(Path(os.environ["ISTIO_CA_TOOLCHAIN"]))
     profiled = ""
     with tempfile.TemporaryDirectory(prefix="istio-ca-bench-") as scratch:
@@ -449,7 +451,8 @@ def run(sizes: Sequence[int], runs: int, profile: bool) -> tuple[list[Figure], s
             for attempt in range(runs):
                 for clusters in sizes:
                     bench.run(attempt, clusters)
-            bench.variants(sizes[-1])
+            if variants:
+                bench.variants(sizes[-1])
             if profile:
                 profiled = bench.profile(sizes[-1])
     return list(bench.figures.values()), profiled
@@ -565,7 +568,7 @@ def main(argv: Sequence[str]) -> None:
     runs = options.runs or (1 if options.quick else 3)
     if runs < 1:
         parser.error("--runs: at least 1")
-    figures, profiled = run(sizes, runs, options.profile)
+    figures, profiled = run(sizes, runs, variants=not options.quick, profile=options.profile)
     summary, targets = ratios(figures)
     memory = _field_kilobytes(_read("/proc/meminfo"), "MemTotal:") // BYTES_PER_MB
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {memory} MB, {platform.platform()}"

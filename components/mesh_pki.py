@@ -30,7 +30,7 @@ from istio_ca.rotation import (
 )
 from istio_ca.rotation_gate import phase_to_apply
 from istio_ca.settings import StackSettings
-from istio_ca.stack_exchange import ExchangeError, read_exchange, text_at
+from istio_ca.stack_exchange import ExchangeError, read_exchanges, text_at
 from istio_ca.stack_state import component_record, descendants, qualified_type, read_last_resources
 from istio_ca.validation import ConfigError
 from istio_ca.workload_certs import WorkloadCerts, workload_outputs
@@ -93,10 +93,10 @@ class MeshPKI(pulumi.ComponentResource):
         # Every request is read and checked before the component registers: a refusal changes nothing.
         requests: dict[str, str] = {}
         held: dict[str, ClusterTrust] = {}
-        for cluster in settings.clusters:
+        records = read_exchanges([stacks[cluster.name] for cluster in settings.clusters], MEMBER_EXCHANGE)
+        for cluster, record in zip(settings.clusters, records, strict=True):
             stack = stacks[cluster.name]
             where = f"stack {stack}, output {MEMBER_EXCHANGE}"
-            record = read_exchange(stack, MEMBER_EXCHANGE)
             if record is None:
                 pulumi.log.warn(f"{cluster.name}: stack {stack} has not run yet: run it, then this stack again")
                 continue

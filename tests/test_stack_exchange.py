@@ -3,12 +3,13 @@ else that is not the record istio-ca exports is refused with one line naming the
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pulumi
 import pytest
 
-from istio_ca.stack_exchange import ExchangeError, read_exchange, text_at
+from istio_ca.stack_exchange import ExchangeError, read_exchange, read_exchanges, text_at
 from tests.program import use_mocks
 
 PKI = "organization/mesh-pki/prod"
@@ -57,3 +58,27 @@ def test_a_value_inside_the_record_must_be_text() -> None:
     with pytest.raises(ExchangeError, match=r"output clusters.west.certPem is None"):
         text_at(record, ("clusters", "west", "certPem"), "here")
     assert text_at({"a": {"b": "pem"}}, ("a", "b"), "here") == "pem"
+
+
+def test_the_stacks_are_read_at_once_and_their_records_kept_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = use_mocks()
+    stacks = [f"organization/mesh-cluster/c{index}" for index in range(3)]
+    for index, stack in enumerate(stacks):
+        recorder.other_stacks[stack] = {"istioCaMember": {"cluster": f"c{index}"}}
+    # Each read waits until all three are in flight: read one after another, the first would time out.
+    in_flight = threading.Barrier(len(stacks), timeout=10)
+    answer = recorder.call
+
+    def call(args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        in_flight.wait()
+        return answer(args)
+
+    monkeypatch.setattr(recorder, "call", call)
+    found: list[list[dict[str, Any] | None]] = []
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> None:
+        found.append(read_exchanges(stacks, "istioCaMember"))
+
+    program()
+    assert found == [[{"cluster": "c0"}, {"cluster": "c1"}, {"cluster": "c2"}]]

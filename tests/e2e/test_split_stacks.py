@@ -198,6 +198,11 @@ def split(
 
 def test_split_stacks_bring_up_renew_and_keep_every_key_in_its_own_stack(split: Layout) -> None:
     bring_up(split)
+    # What each stack runs does not grow with the mesh: the PKI reaches no cluster, a cluster stack its own.
+    kubernetes = "pulumi:providers:kubernetes"
+    assert [r for r in split.pki.resources().values() if r["type"] == kubernetes] == []
+    for member in split.members.values():
+        assert len([r for r in member.resources().values() if r["type"] == kubernetes]) == 1
     chains = {
         name: check_cacerts_chain(split.cluster.secret_data(split.namespace(name), "cacerts")) for name in CLUSTERS
     }

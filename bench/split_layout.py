@@ -1,10 +1,13 @@
-"""The state each stack of the split layout holds, at N clusters (render mode: no cluster needed).
+"""The split layout at N clusters (render mode: no cluster needed): each stack's state, and what an
+unchanged run of each kind of stack costs.
 
-    ISTIO_CA_TOOLCHAIN=<dir> .venv/bin/python -m bench.split_state_size [N]
+    ISTIO_CA_TOOLCHAIN=<dir> .venv/bin/python -m bench.split_layout [N]
 
 Brings up examples/split with N cluster stacks on a fresh file backend and prints, per stack, the size
 of `pulumi stack export` (secrets encrypted) and of the PKI's exchange output, which is what every
-cluster stack would also store if it read the PKI through a StackReference instead of readStackOutputs.
+cluster stack would also store if it read the PKI through a StackReference instead of readStackOutputs;
+then the wall time and the process tree's peak PSS of an unchanged `pulumi preview` of the PKI stack and
+of one cluster stack (bench.benchmark.measure).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.benchmark import measure
 from tests.e2e.pulumi_cli import Toolchain, Workspace, new_workspace, scratch_environment
 from tests.installed import install_checkout
 from tests.program import PROJECT_DIR
@@ -51,6 +55,11 @@ def main(clusters: int) -> None:
         print(f"  PKI exchange output:         {exchange:>9} bytes (a StackReference would store it in each)")
         print(f"  all stacks:                  {sum(sizes.values()):>9} bytes")
         print(f"  with a StackReference each:  {sum(sizes.values()) + clusters * exchange:>9} bytes (at least)")
+        for label, stack in (("PKI stack", pki), ("a cluster stack", members[names[-1]])):
+            command = ["pulumi", "preview", "--expect-no-changes", "--stack", stack.stack, "--non-interactive"]
+            preview = measure(command, stack.directory, stack.env)
+            cost = f"{preview.seconds:>6.2f} s, peak PSS {preview.peak_pss >> 20} MB"
+            print(f"  unchanged preview, {label + ':':<16} {cost}")
 
 
 if __name__ == "__main__":
