@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
+from tests.e2e.processes import descendants
 from tests.e2e.pulumi_cli import Toolchain, Workspace, new_workspace, scratch_environment
 from tests.makefile import makefile_commands
 
@@ -128,18 +129,7 @@ class ProcessTree:
         self.kinds: dict[int, str] = {}
 
     def members(self) -> list[int]:
-        parents: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                stat = _read(f"/proc/{entry}/stat")
-                if stat:
-                    parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-        found, todo = [], [self.root]
-        while todo:
-            current = todo.pop()
-            found.append(current)
-            todo.extend(parents.get(current, []))
-        return found
+        return descendants(self.root)
 
     def kind(self, pid: int) -> str:
         if pid not in self.kinds:

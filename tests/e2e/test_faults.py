@@ -5,6 +5,7 @@ The README's "Failure and recovery" section gives the commands these tests run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.local_cluster import LocalCluster
+from tests.e2e.processes import descendants
 from tests.e2e.pulumi_cli import Workspace
 from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
 from tests.x509_checks import check_cacerts_chain, load_certificates
@@ -114,8 +116,13 @@ def test_an_interrupted_up_converges_with_the_readme_recovery_commands(
     workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, namespace)
     process = start_up(workspace)
     wait_for_keys_in_progress(workspace, process)
+    started = descendants(process.pid)
     os.killpg(process.pid, how)
     output, _ = process.communicate(timeout=INTERRUPT_WAIT_SECONDS)
+    # A CLI killed outright cannot stop its providers (a kubernetes provider outlived it): nothing may outlive the test.
+    for pid in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     assert process.returncode != 0
     workspace.transcripts.append(output)
     assert "Traceback" not in output

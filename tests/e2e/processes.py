@@ -1,0 +1,25 @@
+"""The processes a command started, read from /proc: what a test kills with it, and what the benchmark measures."""
+
+from __future__ import annotations
+
+import os
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every live process beneath it."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stream:
+                parent = int(stream.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
