@@ -46,6 +46,11 @@ class ClusterTrust:
         """The fingerprints as a plain output: `trusted` (a list) and `issuer` (or None)."""
         return {"trusted": list(self.trusted), "issuer": self.issuer}
 
+    def to_report(self) -> dict[str, Any]:
+        """to_output, and `issuedAt` (RFC 3339): what a cluster stack reports to its PKI stack."""
+        issued_at = self.issued_at.isoformat() if self.issued_at is not None else None
+        return {**self.to_output(), "issuedAt": issued_at}
+
 
 def trust_of(files: Mapping[str, str], live: bool) -> ClusterTrust | None:
     """What a `cacerts` holding `files` trusts; None when it holds no intermediate that parses."""

@@ -17,6 +17,7 @@ import pulumi
 
 from istio_ca.certificate import pem_bundle
 from istio_ca.outputs import is_key_file
+from istio_ca.settings import ClusterSettings
 
 MANIFEST = ".istio-ca-files.json"
 KEY_MODE = 0o600
@@ -71,6 +72,15 @@ def protect_directory(directory: Path) -> None:
     ignore = directory / ".gitignore"
     if not ignore.exists():
         write_file(ignore, GIT_IGNORE_ALL, CERT_MODE)
+
+
+def protect_render_directories(clusters: Sequence[ClusterSettings]) -> None:
+    """Each rendered cluster's directory, before `up` writes a key there (a preview writes nothing)."""
+    if pulumi.runtime.is_dry_run():
+        return
+    for cluster in clusters:
+        if cluster.render_directory is not None:
+            protect_directory(Path(cluster.render_directory))
 
 
 def export_when_applied(

@@ -39,10 +39,13 @@ def gate(
     retire_after: timedelta,
     now: datetime,
     catch_up: Mapping[str, str] | None = None,
+    unreported: Mapping[str, str] | None = None,
 ) -> Gate:
     """The phase every cluster may be given now, from what each cluster's `cacerts` holds (`clusters`,
     by name; `roots`: each generation's SHA-256 fingerprint as recorded). `catch_up`: per cluster, what
     brings it to the phase it missed, where another stack writes its `cacerts` (the split layout).
+    `unreported`: per cluster whose holding cannot be told (its stack reported none), why and what to
+    run: it holds every cluster at the applied phase, never drops out.
 
     `switch` waits until every cluster trusts the new root; `retire` until every intermediate is
     signed by it and `retire_after` (the workload certificate lifetime) has passed since the last
@@ -55,6 +58,17 @@ def gate(
     old, new = roots.get(applied.trusted[0]), roots.get(applied.trusted[-1])
     held = {name: cluster_phase(trust.trusted, trust.issuer, old, new) for name, trust in clusters.items()}
     known = {name: phase for name, phase in held.items() if phase is not None}
+    if unreported and applied.phase is not None and (wanted is None or _rank(wanted) > _rank(applied.phase)):
+        # Going back is safe whatever a cluster holds; going on, or aborting, is not.
+        going = repr(wanted) if wanted is not None else "removed (an abort)"
+        return Gate(
+            applied.phase,
+            tuple(
+                f"rootRotation.phase {going} waits for {name}: {why}; every cluster stays at {applied.phase!r} "
+                "meanwhile (only removing it from clusters lets the rest go on)"
+                for name, why in sorted(unreported.items())
+            ),
+        )
     if wanted is None:
         signing_new = sorted(name for name, phase in known.items() if _rank(phase) >= _rank("switch"))
         if applied.phase == "trust-both" and signing_new:
@@ -84,11 +98,12 @@ def phase_to_apply(
     rotation: RootRotationSettings | None,
     recorded_roots: Mapping[int, str],
     clusters: Mapping[str, ClusterTrust],
+    unreported: Mapping[str, str] | None = None,
     catch_up: Mapping[str, str] | None = None,
 ) -> str | None:
     """The rotation phase this run applies: the wanted one, held back (with one warning per cluster behind)
     by what each cluster's `cacerts` holds, during a rotation; `recorded_roots`: each generation's root PEM
-    as the state recorded it. Never from a value this run computes."""
+    as the state recorded it. Never from a value this run computes. `unreported` and `catch_up`: see gate."""
     wanted = rotation.phase if rotation else None
     if not applied.rotating:
         return wanted
@@ -100,6 +115,7 @@ def phase_to_apply(
         retire_after=timedelta(hours=rotation.retire_after_hours if rotation else 0),
         now=datetime.now(UTC),
         catch_up=catch_up,
+        unreported=unreported,
     )
     for line in phase_gate.waiting:
         pulumi.log.warn(line)

@@ -33,7 +33,7 @@ def refused(build: Any) -> str:
         ({"workloads": [{"namespace": "vm"}]}, "workloads: set on the PKI stack's mesh (MeshPKI), not a cluster's"),
         ({"rootRotation": {"phase": "trust-both"}}, "rootRotation: set on the PKI stack's mesh"),
         ({"root": {"days": 10}}, "root: set on the PKI stack's mesh"),
-        ({"existingRoot": {"fromCluster": "east"}}, "existingRoot: not in a split layout yet"),
+        ({"existingRoot": {"fromCluster": "east"}}, "existingRoot: set on the PKI stack's mesh"),
     ],
     ids=["workloads", "rotation", "root", "adopted root"],
 )

@@ -137,3 +137,30 @@ def test_the_preview_of_each_phase_says_what_a_rendered_cluster_must_apply_befor
     warnings.clear()
     run_program(config, last_outputs={"rootGenerations": applied.to_output()})  # said in the preview only
     assert not [w for w in warnings if "is rendered" in w]
+
+
+@pytest.mark.parametrize(
+    ("applied", "wanted", "phase"),
+    [
+        (TRUST_BOTH, "switch", "trust-both"),
+        (SWITCH, "retire", "switch"),
+        (TRUST_BOTH, None, "trust-both"),  # an abort waits too: the silent cluster may sign under the new root
+    ],
+    ids=["switch", "retire", "abort"],
+)
+def test_a_cluster_that_reports_nothing_holds_every_cluster_where_it_is(
+    applied: RootRotationState, wanted: str | None, phase: str
+) -> None:
+    """A cluster stack with no report (not run, state lost) never drops out: it may still hold the old bundle."""
+    clusters = {"c1": holds("switch" if applied is SWITCH else "trust-both")}
+    why = "stack o/mesh-cluster/c3 reports no cacerts (none written yet, or its state was lost): run it"
+    result = gate(applied, wanted, ROOTS, clusters, timedelta(0), NOW, unreported={"c3": why})
+    assert result.phase == phase
+    (line,) = result.waiting
+    assert line.startswith(f"rootRotation.phase {wanted!r} waits for c3: {why}" if wanted else "rootRotation.phase")
+    assert f"every cluster stays at {phase!r} meanwhile (only removing it from clusters lets the rest go on)" in line
+
+
+def test_going_back_a_phase_does_not_wait_for_a_cluster_that_reports_nothing() -> None:
+    result = gate(SWITCH, "trust-both", ROOTS, {"c1": holds("switch")}, DAY, NOW, unreported={"c3": "not run"})
+    assert result == Gate("trust-both")

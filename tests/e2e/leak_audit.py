@@ -1,10 +1,12 @@
 """Every private key an end-to-end run makes or uses, and every place it must never appear in plain text.
 
 Keys are remembered where the tests meet them (a Secret read back, a config value piped to the CLI,
-stack outputs read with --show-secrets); at the end of the session `audit` searches for each key's
-body lines, not only for a PEM header, in everything the CLI printed, the state backend (checkpoints,
-history, backups) and the CLI's temporary directory. Files that hold a key by design (render and
-export directories) must be mode 0600 in directories of mode 0700.
+stack outputs read with --show-secrets), in any encoding istio_ca.private_keys reads. At the end of the
+session `leaks` searches everything the CLI printed, the state backend (checkpoints, history, backups)
+and the CLI's temporary directory for any whole private key in any of those encodings (PEM, escaped or
+not, base64 at any depth, DER in base64), remembered or not, and for single body lines of the remembered
+keys (a fragment printed without its armour). Files that hold a key by design (render and export
+directories) must be mode 0600 in directories of mode 0700.
 """
 
 from __future__ import annotations
@@ -18,14 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n(.+?)\n-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL)
+from istio_ca.private_keys import find_private_keys, holds_private_key
+
 FULL_LINE = 64
 """Only whole base64 lines are searched for: a short last line could occur anywhere by chance."""
+WRAP_WIDTHS = (64, 70, 76)
+"""How a key's base64 is wrapped when printed: PEM, OpenSSH (ssh-keygen), MIME (`base64`)."""
 
 
 @dataclass
 class LeakAudit:
-    keys: set[str] = field(default_factory=set)
+    keys: set[bytes] = field(default_factory=set)
+    """The public keys (DER SubjectPublicKeyInfo) of the private keys seen: one per key, whatever its encoding."""
+    key_lines: set[str] = field(default_factory=set)
+    """The first FULL_LINE characters of each line of the remembered keys' base64, wrapped as it is printed."""
     transcripts: list[str] = field(default_factory=list)
     key_directories: set[Path] = field(default_factory=set)
     """Directories whose files may hold keys by design (render, export)."""
@@ -33,9 +41,11 @@ class LeakAudit:
     """Directories where no key may be in plain text: the backend, temporary files, project copies."""
 
     def remember(self, value: Any) -> None:
-        """Remember every key block in a string, or in the strings of a nested value."""
+        """Remember every private key in a string, in any encoding, or in the strings of a nested value."""
         if isinstance(value, str):
-            self.keys |= {match.group(1) for match in KEY_BLOCK.finditer(value)}
+            for found in find_private_keys(value):
+                self.keys.add(found.public_key)
+                self.key_lines |= _lines(base64.b64encode(found.encoding).decode())
         elif isinstance(value, dict):
             for item in value.values():
                 self.remember(item)
@@ -44,33 +54,30 @@ class LeakAudit:
                 self.remember(item)
 
     def remember_key_files(self) -> None:
-        """Keys written to render and export directories are keys of this run too."""
+        """Keys written to render and export directories are keys of this run too (a rendered Secret's
+        base64 `data` included)."""
         for path in _files(self.key_directories):
             self.remember(path.read_text(errors="replace"))
-            if path.suffix == ".yaml":  # a rendered Secret holds its files base64-encoded
-                for encoded in re.findall(r"^\s+[\w.-]+: ([A-Za-z0-9+/=]{100,})$", path.read_text(), re.MULTILINE):
-                    self.remember(base64.b64decode(encoded).decode(errors="replace"))
 
-    def key_lines(self) -> set[str]:
-        return {line for body in self.keys for line in body.splitlines() if len(line) == FULL_LINE}
+    def exposes(self, text: str) -> bool:
+        """Whether `text` holds a whole private key (any, in any encoding) or a line of a remembered one."""
+        return holds(text, self.key_lines) or holds_private_key(text)
 
     def leaks(self) -> list[str]:
-        """Where a key line shows up: transcripts, and every file below the plain places."""
-        lines = self.key_lines()
-        found = [f"CLI output #{index}" for index, text in enumerate(self.transcripts) if holds(text, lines)]
+        """Where a key shows up: transcripts, and every file below the plain places."""
+        found = [f"CLI output #{index}" for index, text in enumerate(self.transcripts) if self.exposes(text)]
         for path in _files(self.plain_places):
             by_design = any(path.is_relative_to(directory) for directory in self.key_directories)
-            if not by_design and holds(path.read_text(errors="replace"), lines):
+            if not by_design and self.exposes(path.read_text(errors="replace")):
                 found.append(str(path))
         return found
 
     def loose_key_files(self) -> list[str]:
         """Files holding a key, or their directories, that others could read."""
-        lines = self.key_lines()
         loose = []
         for directory in self.key_directories:
             for path in _files([directory]):
-                if holds(path.read_text(errors="replace"), lines):
+                if self.exposes(path.read_text(errors="replace")):
                     if stat.S_IMODE(path.stat().st_mode) != 0o600:
                         loose.append(f"{path} is mode {stat.S_IMODE(path.stat().st_mode):o}")
                     for parent in [path.parent, *path.parent.parents]:
@@ -88,6 +95,16 @@ def _files(places: Iterable[Path]) -> list[Path]:
         for directory, _, names in os.walk(place):
             found += [Path(directory, name) for name in names if not Path(directory, name).is_symlink()]
     return sorted(found)
+
+
+def _lines(encoded: str) -> set[str]:
+    """The lines of a key's base64 as each of WRAP_WIDTHS wraps it, those of FULL_LINE characters or more cut
+    to FULL_LINE: what `holds` reads of each printed line."""
+    return {
+        encoded[start : start + FULL_LINE]
+        for width in WRAP_WIDTHS
+        for start in range(0, len(encoded) - FULL_LINE + 1, width)
+    }
 
 
 BASE64_RUN = re.compile(rf"[A-Za-z0-9+/=]{{{FULL_LINE},}}")

@@ -14,13 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_private_key,
-    load_ssh_private_key,
-)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from istio_ca.private_keys import private_keys_in
 from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import COMMAND_TIMEOUT_SECONDS, Workspace, new_workspace, printed
@@ -107,19 +103,10 @@ def texts(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
-PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----\n.+?\n-----END \1PRIVATE KEY-----", re.DOTALL)
-
-
 def keys_in(value: Any) -> set[bytes]:
-    """Every private key anywhere in a decrypted state, as the public key it pairs with (its PEM, PKCS#8 and
-    OpenSSH forms are one key)."""
-    found = set()
-    for text in texts(value):
-        for match in PRIVATE_KEY.finditer(text):
-            pem = match.group(0).encode()
-            key = load_ssh_private_key(pem, None) if b"OPENSSH" in pem else load_pem_private_key(pem, None)
-            found.add(key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
-    return found
+    """Every private key anywhere in a decrypted state, in any encoding the shared finder reads, as the public
+    key it pairs with (its PEM, PKCS#8, OpenSSH and base64 forms are one key)."""
+    return set().union(*(private_keys_in(text) for text in texts(value)))
 
 
 def key_of(export: dict[str, Any], name: str) -> bytes:
