@@ -14,7 +14,7 @@ from istio_ca.root_ca import RootCA, RootCAArgs, TrustedRootArgs
 from istio_ca.validation import ConfigError
 from istio_ca.workload_certs import WorkloadCerts, WorkloadCertsArgs
 
-__version__ = "0.3.1"
+__version__ = "0.4.0"
 
 __all__ = [
     "ClusterCA",

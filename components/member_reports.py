@@ -6,7 +6,7 @@ A cluster stack that reports nothing (not run yet, its state lost) never drops o
 holds the phase where it is until it reports, or until its entry leaves the PKI's `clusters`.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -111,11 +111,11 @@ def _moment(value: Any, where: str) -> datetime:
     """An RFC 3339 time with its zone, in UTC."""
     try:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ExchangeError(f"{where}: {_shown(value)} is not an RFC 3339 time with a zone")
-    return moment.astimezone(UTC)
+        if moment is not None and moment.tzinfo is not None:
+            return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    raise ExchangeError(f"{where}: {_shown(value)} is not an RFC 3339 time with a zone")
 
 
 def _shown(value: Any) -> str:
@@ -128,17 +128,21 @@ def validity(cert_pem: str) -> dict[str, str]:
     return {cert.not_valid_before_utc.isoformat(): cert.not_valid_after_utc.isoformat()}
 
 
-def issued_certificates(memory_clusters: Mapping[str, Any], resources: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """Per cluster, each certificate the PKI issued it and has not seen end: NotBefore -> NotAfter (RFC 3339),
-    from what its last run recorded (`issued`) and the certificate its state holds now."""
+def issued_certificates(
+    clusters: Sequence[str], memory_clusters: Mapping[str, Any], resources: Mapping[str, Any], pki_type: str
+) -> dict[str, dict[str, str]]:
+    """Per cluster, each certificate the PKI issued it that has not ended: NotBefore -> NotAfter (RFC 3339),
+    from what its last run recorded (`issued`) and the certificate (`<cluster>-cert`, a direct child of the
+    component of type `pki_type`, not a VM workload's of the same name) its state holds now."""
     found: dict[str, dict[str, str]] = {
-        name: dict((entry or {}).get("issued") or {}) for name, entry in memory_clusters.items()
+        name: dict(((memory_clusters.get(name) or {}).get("issued")) or {}) for name in clusters
     }
     for urn, resource in resources.items():
-        name = urn.rsplit("::", 1)[-1]
+        name = urn.rsplit("::", 1)[-1].removesuffix("-cert")
         cert_pem = (resource.get("outputs") or {}).get("certPem")
-        if resource.get("type") == SIGNED_CERT_TYPE_TOKEN and name.endswith("-cert") and cert_pem:
-            found.setdefault(name.removesuffix("-cert"), {}).update(validity(cert_pem))
+        signed_here = urn.split("::")[2].endswith(f"{pki_type}${SIGNED_CERT_TYPE_TOKEN}")
+        if signed_here and name in found and cert_pem:
+            found[name].update(validity(cert_pem))
     now = datetime.now(UTC)
     return {
         name: {start: end for start, end in issued.items() if datetime.fromisoformat(end) > now}

@@ -14,6 +14,7 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
+from istio_ca import mesh_root
 from istio_ca.cacerts import stack_owner
 from istio_ca.certificate import Root
 from istio_ca.cluster_ca import ClusterCA, HostCluster
@@ -30,18 +31,7 @@ from istio_ca.cluster_trust import (
 from istio_ca.component_args import cluster_ca_args
 from istio_ca.config import parse_settings, refuse_a_lowered_key_generation
 from istio_ca.existing_root import ExistingRoot
-from istio_ca.expiry import warn_when_the_root_ends_first
 from istio_ca.file_export import component_layout, export_when_applied, protect_render_directories
-from istio_ca.mesh_root import (
-    LastRun,
-    last_run,
-    make_root,
-    make_workloads,
-    plan_generations,
-    publish_root,
-    refuse_unsafe_root_changes,
-    warn_of_due_certificates_signed,
-)
 from istio_ca.outputs import register_declared_outputs
 from istio_ca.rotation import RootRotationState
 from istio_ca.rotation_gate import held_phase_output
@@ -106,36 +96,21 @@ class MeshCA(pulumi.ComponentResource):
         strangers = sorted(set(host) - {cluster.name for cluster in settings.clusters})
         if strangers:
             raise ConfigError(f"host_clusters: {strangers} are not among the clusters of the mesh")
-        last = last_run(MESH_CA_TYPE, name, opts, PROGRAM_OUTPUTS)
-        refuse_unsafe_root_changes(last, settings)
+        last = mesh_root.last_run(MESH_CA_TYPE, name, opts, PROGRAM_OUTPUTS)
+        mesh_root.refuse_unsafe_root_changes(last, settings)
         refuse_a_lowered_key_generation(last.memory.clusters, settings.clusters)
         held_before = _check_the_clusters(settings, last, host)
-        generations = plan_generations(last, settings, held_before)
+        generations = mesh_root.plan_generations(last, settings, held_before)
 
         super().__init__(MESH_CA_TYPE, name, None, opts)
         # The root keeps the name and the parent's place it had in the program's stacks, before this component.
         before = pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)
         adopted_before = pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE, type_="istio-ca:index:ExistingRoot")
-        root = make_root(self, settings, generations, last, host, [before], [adopted_before])
-        protect_render_directories(settings.clusters)
-        renamed = renamed_from(settings.clusters, last.resources)
-        cluster_cas = {
-            cluster.name: ClusterCA(
-                cluster.name,
-                cluster_ca_args(cluster, root, renamed.get(cluster.name), host.get(cluster.name)),
-                opts=pulumi.ResourceOptions(parent=root),
-            )
-            for cluster in settings.clusters
-        }
-        workload_certs = make_workloads(settings, root)
-        warn_of_due_certificates_signed(last, settings)
-        for cluster in settings.clusters:
-            warn_when_the_root_ends_first(
-                root.not_after,
-                f"the intermediate CA of {cluster.name}",
-                cluster_cas[cluster.name].renewal_opens,
-                cluster.intermediate.validity_days,
-            )
+        root = mesh_root.make_root(self, settings, generations, last, host, [before], [adopted_before])
+        cluster_cas = _cluster_cas(settings, root, last, host)
+        workload_certs = mesh_root.make_workloads(settings, root)
+        mesh_root.warn_of_renewals_due(last, settings)
+        mesh_root.warn_when_the_root_ends_first(root, settings, {n: ca.renewal_opens for n, ca in cluster_cas.items()})
         if settings.export_directory is not None:
             export_when_applied(
                 settings.export_directory,
@@ -145,7 +120,7 @@ class MeshCA(pulumi.ComponentResource):
                 applied=[ca.cacerts_uid for ca in cluster_cas.values()],
             )
 
-        publish_root(self, root, generations, settings)
+        mesh_root.publish_root(self, root, generations, settings)
         adopted_from_cluster = isinstance(settings.existing_root, RootFromCluster)
         self.adopted_root = pulumi.Output.from_input(None)
         if isinstance(root, ExistingRoot) and isinstance(settings.existing_root, RootFromCluster):
@@ -168,8 +143,24 @@ class MeshCA(pulumi.ComponentResource):
         register_declared_outputs(self)
 
 
+def _cluster_cas(
+    settings: StackSettings, root: mesh_root.MeshRoot, last: mesh_root.LastRun, host: Mapping[str, HostCluster]
+) -> dict[str, ClusterCA]:
+    """Each cluster's intermediate and `cacerts`, beneath the root; a renamed entry keeps its resources."""
+    protect_render_directories(settings.clusters)
+    renamed = renamed_from(settings.clusters, last.resources)
+    return {
+        cluster.name: ClusterCA(
+            cluster.name,
+            cluster_ca_args(cluster, root, renamed.get(cluster.name), host.get(cluster.name)),
+            opts=pulumi.ResourceOptions(parent=root),
+        )
+        for cluster in settings.clusters
+    }
+
+
 def _check_the_clusters(
-    settings: StackSettings, last: LastRun, host: Mapping[str, HostCluster]
+    settings: StackSettings, last: mesh_root.LastRun, host: Mapping[str, HostCluster]
 ) -> dict[str, ClusterTrust]:
     """What each cluster's `cacerts` holds now (live where it answers, else as recorded), once every check
     that reads the clusters has passed: before any resource, so they stop a run with or without a preview."""

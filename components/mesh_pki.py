@@ -12,22 +12,14 @@ from typing import Any, TypedDict
 
 import pulumi
 
+from istio_ca import mesh_root
 from istio_ca.certificate import Root, pem_bundle, signed_request
 from istio_ca.certificate_checks import check_issued
 from istio_ca.component_args import certificate_args
 from istio_ca.config import parse_settings
-from istio_ca.expiry import renewal_opens, warn_when_the_root_ends_first
+from istio_ca.expiry import renewal_opens
 from istio_ca.file_export import component_layout, export_when_applied
 from istio_ca.member_reports import expected_request, issued_certificates, read_member_reports, validity
-from istio_ca.mesh_root import (
-    last_run,
-    make_root,
-    make_workloads,
-    plan_generations,
-    publish_root,
-    refuse_unsafe_root_changes,
-    warn_of_due_certificates_signed,
-)
 from istio_ca.outputs import register_declared_outputs
 from istio_ca.profiles import INTERMEDIATE_CA
 from istio_ca.settings import ClusterSettings, StackSettings
@@ -89,9 +81,9 @@ class MeshPKI(pulumi.ComponentResource):
         # Every request and report is read and checked before the component registers: a refusal changes nothing.
         stacks = dict(args["cluster_stacks"])
         settings = _pki_settings(args["mesh"], stacks)
-        last = last_run(MESH_PKI_TYPE, name, opts)
-        refuse_unsafe_root_changes(last, settings)
-        issued = issued_certificates(last.memory.clusters, last.resources)
+        last = mesh_root.last_run(MESH_PKI_TYPE, name, opts)
+        mesh_root.refuse_unsafe_root_changes(last, settings)
+        issued = issued_certificates(sorted(stacks), last.memory.clusters, last.resources, MESH_PKI_TYPE)
         reports = read_member_reports(
             settings.clusters,
             stacks,
@@ -100,26 +92,21 @@ class MeshPKI(pulumi.ComponentResource):
             issued=issued,
         )
         catch_up = {cluster: f"run stack {stack}, then this one" for cluster, stack in stacks.items()}
-        generations = plan_generations(last, settings, reports.held, reports.unreported, catch_up)
+        generations = mesh_root.plan_generations(last, settings, reports.held, reports.unreported, catch_up)
 
         super().__init__(MESH_PKI_TYPE, name, None, opts)
         # A root made here after a rotation retired the adopted one keeps the adopted root's name and place.
-        root = make_root(self, settings, generations, last, {}, adopted_aliases=[_ADOPTED_ROOT])
+        root = mesh_root.make_root(self, settings, generations, last, {}, adopted_aliases=[_ADOPTED_ROOT])
         signed = {
             cluster.name: self._sign(cluster, reports.requests[cluster.name], stacks[cluster.name], root)
             for cluster in settings.clusters
             if cluster.name in reports.requests
         }
-        workload_certs = make_workloads(settings, root)
-        warn_of_due_certificates_signed(last, settings)
-        for cluster in settings.clusters:
-            if cluster.name in signed:
-                warn_when_the_root_ends_first(
-                    root.not_after,
-                    f"the intermediate CA of {cluster.name}",
-                    renewal_opens(signed[cluster.name].not_after, cluster.renew_before_hours),
-                    cluster.intermediate.validity_days,
-                )
+        workload_certs = mesh_root.make_workloads(settings, root)
+        mesh_root.warn_of_renewals_due(last, settings)
+        hours = {cluster.name: cluster.renew_before_hours for cluster in settings.clusters}
+        opens = {name: renewal_opens(cert.not_after, hours[name]) for name, cert in signed.items()}
+        mesh_root.warn_when_the_root_ends_first(root, settings, opens)
         if settings.export_directory is not None:
             # The VMs' files and the trust bundle; each cluster stack exports its own cluster's files.
             export_when_applied(
@@ -128,7 +115,7 @@ class MeshPKI(pulumi.ComponentResource):
                 [certs.files.apply(partial(component_layout, ns)) for ns, certs in workload_certs.items()],
                 applied=[],
             )
-        publish_root(self, root, generations, settings)
+        mesh_root.publish_root(self, root, generations, settings)
         self.clusters = pulumi.Output.from_input(
             {
                 cluster: {

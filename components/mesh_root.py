@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import pulumi
 
+from istio_ca import expiry
 from istio_ca.certificate import Root, pem_bundle
 from istio_ca.cluster_ca import HostCluster
 from istio_ca.cluster_trust import ClusterTrust, recorded_roots
@@ -32,6 +33,8 @@ from istio_ca.settings import RootFromCluster, StackSettings
 from istio_ca.stack_state import component_record, descendants, qualified_type, read_last_outputs, read_last_resources
 from istio_ca.workload_certs import WorkloadCerts
 
+MeshRoot = RootCA | ExistingRoot
+"""The root's resource: made here, or adopted."""
 ROOT_NAME = "root"
 """The root's resource name beneath the component, in both layouts."""
 
@@ -141,7 +144,7 @@ def make_root(
     host: Mapping[str, HostCluster],
     aliases: Sequence[pulumi.Alias] = (),
     adopted_aliases: Sequence[pulumi.Alias] = (),
-) -> RootCA | ExistingRoot:
+) -> MeshRoot:
     """The root generations, made here (RootCA) or adopted (ExistingRoot), as the component's `root`.
     `aliases`: where the root stood before, either kind; `adopted_aliases`: where a root made here stood
     while the mesh still ran on the adopted one (the root keeps its name once existingRoot is dropped)."""
@@ -164,7 +167,7 @@ def make_root(
     return ExistingRoot(ROOT_NAME, args, opts=pulumi.ResourceOptions(parent=parent, aliases=list(aliases)))
 
 
-def make_workloads(settings: StackSettings, root: RootCA | ExistingRoot) -> dict[str, WorkloadCerts]:
+def make_workloads(settings: StackSettings, root: MeshRoot) -> dict[str, WorkloadCerts]:
     """Each VM namespace's workload certificates, signed by the root (beneath it)."""
     return {
         workload.namespace: WorkloadCerts(
@@ -174,7 +177,7 @@ def make_workloads(settings: StackSettings, root: RootCA | ExistingRoot) -> dict
     }
 
 
-def warn_of_due_certificates_signed(last: LastRun, settings: StackSettings) -> None:
+def warn_of_renewals_due(last: LastRun, settings: StackSettings) -> None:
     """Each intermediate and workload certificate the last run issued that is inside its renewal window now."""
     warn_of_due_certificates(
         last.memory.clusters,
@@ -186,6 +189,19 @@ def warn_of_due_certificates_signed(last: LastRun, settings: StackSettings) -> N
         {workload.namespace: workload.renew_before_hours for workload in settings.workloads},
         "the workload certificate of {}",
     )
+
+
+def warn_when_the_root_ends_first(root: Root, settings: StackSettings, renewal_opens: Mapping[str, Any]) -> None:
+    """Warn for each intermediate (`renewal_opens`: when each signed one's window opens, by cluster) that,
+    re-issued as soon as its window opens, would outlive the root."""
+    for cluster in settings.clusters:
+        if cluster.name in renewal_opens:
+            expiry.warn_when_the_root_ends_first(
+                root.not_after,
+                f"the intermediate CA of {cluster.name}",
+                renewal_opens[cluster.name],
+                cluster.intermediate.validity_days,
+            )
 
 
 class RootOutputs(Protocol):

@@ -28,7 +28,9 @@ def read_exchange(stack: str, output: str) -> dict[str, Any] | None:
     """The stack output `output` of `stack` (`org/project/stack`): what that stack exported for this one.
     None while that stack has no outputs (made with `pulumi stack init`, not run yet). A stack that has run
     but does not export it, or exports something else there, is refused with one line. A stack that does
-    not exist fails the run with the engine's `unknown stack` (an invoke's error cannot be caught)."""
+    not exist fails the run with the engine's `unknown stack`: the invoke's error is raised here as a plain
+    Exception and not caught, so the run fails with it as the program's unhandled exception, stack trace
+    included (an invoke's error can be caught: tests/e2e/test_invoke_errors.py)."""
     return read_exchanges([stack], output)[0]
 
 

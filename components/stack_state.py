@@ -66,7 +66,10 @@ def _read_checkpoint(token: str, argument: str) -> dict[str, Any]:
         try:
             return _invoke_outputs(token, {argument: this_stack})
         except Exception as error:
-            # During `up` the engine rewrites this very checkpoint; a read can meet it half-written.
+            # During `up` the engine rewrites this very checkpoint. The file backend replaces the checkpoint
+            # atomically but truncates and rewrites its `.attrs` sidecar in place, and a read that meets that
+            # fails with the backend's `failed to load checkpoint: ...`. The invoke's error reaches the
+            # program and can be caught (tests/e2e/test_invoke_errors.py), so the read is tried again.
             if "failed to load checkpoint" not in str(error):
                 raise
             time.sleep(0.1 * attempt)

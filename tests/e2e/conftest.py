@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
 from tests.e2e.pulumi_cli import Toolchain, scratch_environment
+from tests.installed import install_checkout
 
 CLUSTER_NAMES = ("cluster1", "cluster2")
 
@@ -51,6 +52,12 @@ def no_key_leaks_anywhere() -> Iterator[None]:
     assert not leaks, f"a private key is in plain text in: {leaks}"
     loose = AUDIT.loose_key_files()
     assert not loose, f"key files others can read: {loose}"
+
+
+@pytest.fixture(scope="session")
+def split_venv(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The split layout's programs' virtualenv: the checkout installed as examples/split/*/requirements.txt say."""
+    return install_checkout(tmp_path_factory.mktemp("split-install"), "examples/split/pki")
 
 
 @pytest.fixture(scope="session")

@@ -5,170 +5,38 @@ cluster's stack, whether every stack has its own passphrase or all share one."""
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import NameOID
 
-from istio_ca.private_keys import private_keys_in
 from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster
-from tests.e2e.pulumi_cli import COMMAND_TIMEOUT_SECONDS, Workspace, new_workspace, printed
+from tests.e2e.pulumi_cli import Workspace, printed
+from tests.e2e.split_layout import (
+    CLUSTERS,
+    Layout,
+    audit_keys,
+    bring_up,
+    decrypted_export,
+    key_of,
+    keys_in,
+    layout,
+)
 from tests.e2e.stacks import age_certificates
-from tests.installed import install_checkout
-from tests.program import PROJECT_DIR
 from tests.x509_checks import CACERTS_KEYS, check_cacerts_chain, load_certificates
 
-SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
-CLUSTERS = ("east", "west")
 
-
-@dataclass
-class Layout:
-    pki: Workspace
-    members: dict[str, Workspace]
-    cluster: LocalCluster
-    run: str
-
-    def namespace(self, name: str) -> str:
-        """Each cluster stack's Istio namespace: the clusters of the layout share one API server."""
-        return f"split-{name}-{self.run}"
-
-
-@pytest.fixture(scope="module")
-def split_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_checkout(tmp_path_factory.mktemp("split-install"), "examples/split/pki")
-
-
-def layout(
-    tmp_path_factory: pytest.TempPathFactory,
-    pulumi_env: dict[str, str],
-    cluster: LocalCluster,
-    venv: Path,
-    run: str,
-    passphrases: dict[str, str],
-) -> Layout:
-    """The PKI stack and two cluster stacks on a backend of their own, each stack with its passphrase."""
-    backend = tmp_path_factory.mktemp(f"split-backend-{run}")
-    AUDIT.plain_places.add(backend)
-
-    def workspace(project: str, stack: str) -> Workspace:
-        env = {**pulumi_env, "PULUMI_BACKEND_URL": backend.as_uri(), "PULUMI_CONFIG_PASSPHRASE": passphrases[stack]}
-        directory = tmp_path_factory.mktemp(f"split-{run}-{stack}") / "project"
-        return new_workspace(directory, stack, env, PROJECT_DIR / "examples" / "split" / project, virtualenv=venv)
-
-    split = Layout(pki=workspace("pki", "prod"), members={}, cluster=cluster, run=run)
-    for index, name in enumerate(CLUSTERS):
-        split.pki.run("config", "set", "--path", f"clusters[{index}].name", name)
-        split.pki.run("config", "set", "--path", f"clusters[{index}].istioNamespace", split.namespace(name))
-    for name in CLUSTERS:
-        cluster.create_namespace(split.namespace(name))
-        member = workspace("cluster", name)
-        member.run("config", "set", "kubeconfig", str(cluster.kubeconfig))
-        member.run("config", "set", "istioNamespace", split.namespace(name))
-        split.members[name] = member
-    return split
-
-
-def decrypted_export(workspace: Workspace) -> dict[str, Any]:
-    """`pulumi stack export --show-secrets`, kept out of the transcripts: it holds keys by design."""
-    done = subprocess.run(
-        ["pulumi", "stack", "export", "--show-secrets", "--stack", workspace.stack, "--non-interactive"],
-        cwd=workspace.directory,
-        env=workspace.env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-    )
-    assert done.returncode == 0, "pulumi stack export --show-secrets failed"
-    exported = json.loads(done.stdout)
-    AUDIT.remember(done.stdout)
-    return dict(exported)
-
-
-def texts(value: Any) -> list[str]:
-    """Every string in an export, a decrypted secret's plaintext (JSON text) decoded."""
-    if isinstance(value, dict):
-        return [text for item in value.values() for text in texts(item)]
-    if isinstance(value, list):
-        return [text for item in value for text in texts(item)]
-    if isinstance(value, str) and value.startswith('"'):
-        return texts(json.loads(value))
-    return [value] if isinstance(value, str) else []
-
-
-def keys_in(value: Any) -> set[bytes]:
-    """Every private key anywhere in a decrypted state, in any encoding the shared finder reads, as the public
-    key it pairs with (its PEM, PKCS#8, OpenSSH and base64 forms are one key)."""
-    return set().union(*(private_keys_in(text) for text in texts(value)))
-
-
-def key_of(export: dict[str, Any], name: str) -> bytes:
-    """The key the resource `name` holds."""
-    (resource,) = [r for r in export["deployment"]["resources"] if r["urn"].endswith(f"::{name}")]
-    (key,) = keys_in(resource["outputs"]["privateKeyPem"])
-    return key
-
-
-def secret_outputs(export: dict[str, Any]) -> list[str]:
-    """The stack and the split components' outputs that are secrets: there must be none."""
-    kinds = ("pulumi:pulumi:Stack", "istio-ca:index:MeshPKI", "istio-ca:index:MeshMember")
-    resources = export["deployment"]["resources"]
-    return [
-        r["urn"] for r in resources if r["type"] in kinds and SECRET_SIGNATURE in json.dumps(r.get("outputs") or {})
-    ]
-
-
-def audit_keys(split: Layout) -> None:
-    """The root key only in the PKI stack's state; each intermediate key only in its own cluster stack's."""
-    pki = decrypted_export(split.pki)
-    members = {name: decrypted_export(ws) for name, ws in split.members.items()}
-    assert keys_in(pki) == {key_of(pki, "root-key")}
-    for name, export in members.items():
-        assert keys_in(export) == {key_of(export, f"{name}-key")}, name
-    for export in (pki, *members.values()):
-        assert secret_outputs(export) == []
-
-
-README_UP = re.compile(r"^pulumi up --yes --cwd (pki|cluster) --stack (\w+)", re.MULTILINE)
-
-
-def readme_bring_up() -> list[tuple[str, str]]:
-    """The README's bring-up commands, in order: (project, stack)."""
-    readme = (PROJECT_DIR / "README.md").read_text()
-    section = readme.split("## Split the PKI from the clusters", 1)[1].split("\n## ", 1)[0]
-    return README_UP.findall(section)
-
-
-def bring_up(split: Layout) -> None:
-    """The README's commands as written: each cluster stack says what to run next until cacerts is written."""
-    commands = readme_bring_up()
-    assert commands == [
-        ("cluster", "east"),
-        ("cluster", "west"),
-        ("pki", "prod"),
-        ("cluster", "east"),
-        ("cluster", "west"),
-    ]
-    signed = False
-    for project, stack in commands:
-        workspace = split.pki if project == "pki" else split.members[stack]
-        result = workspace.run("up", "--yes")
-        if project == "pki":
-            signed = True
-        elif not signed:
-            assert f"{stack}: stack organization/mesh-pki/prod has not signed this cluster's request yet" in printed(
-                result
-            )
-            assert split.cluster.secret(split.namespace(stack), "cacerts") is None
-    for workspace in (split.pki, *split.members.values()):
-        workspace.run("preview", "--expect-no-changes")
+def on_one_server(clusters: dict[str, LocalCluster]) -> dict[str, LocalCluster]:
+    """east and west as two namespaces of one API server."""
+    return dict.fromkeys(CLUSTERS, clusters["cluster1"])
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +48,7 @@ def split(
 ) -> Layout:
     """The layout with a passphrase per stack, brought up by the first test; the next ones start from there."""
     passphrases = {"prod": "pki-only", "east": "east-only", "west": "west-only"}
-    return layout(tmp_path_factory, pulumi_env, clusters["cluster1"], split_venv, "own", passphrases)
+    return layout(tmp_path_factory, pulumi_env, on_one_server(clusters), split_venv, "own", passphrases)
 
 
 def test_split_stacks_bring_up_renew_and_keep_every_key_in_its_own_stack(split: Layout) -> None:
@@ -190,9 +58,7 @@ def test_split_stacks_bring_up_renew_and_keep_every_key_in_its_own_stack(split: 
     assert [r for r in split.pki.resources().values() if r["type"] == kubernetes] == []
     for member in split.members.values():
         assert len([r for r in member.resources().values() if r["type"] == kubernetes]) == 1
-    chains = {
-        name: check_cacerts_chain(split.cluster.secret_data(split.namespace(name), "cacerts")) for name in CLUSTERS
-    }
+    chains = {name: check_cacerts_chain(split.cacerts_files(name)) for name in CLUSTERS}
     root = chains["east"].issuer
     assert all(chain.roots == [root] and chain.issuer == root for chain in chains.values())
     chain = chains["east"]
@@ -200,16 +66,16 @@ def test_split_stacks_bring_up_renew_and_keep_every_key_in_its_own_stack(split: 
 
     # Renewal: the PKI re-signs east's request in its window; east's stack writes it in place, same key.
     east = split.members["east"]
-    before = split.cluster.secret(split.namespace("east"), "cacerts")
+    before = split.cacerts("east")
     assert before is not None
     age_certificates(split.pki, 1, "east")
     assert split.pki.planned_changes() == {"east-cert": "replace"}
     split.pki.up()
     assert east.planned_changes() == {"east-cacerts": "update"}
     east.up()
-    after = split.cluster.secret(split.namespace("east"), "cacerts")
+    after = split.cacerts("east")
     assert after is not None and after["metadata"]["uid"] == before["metadata"]["uid"]
-    files = split.cluster.secret_data(split.namespace("east"), "cacerts")
+    files = split.cacerts_files("east")
     renewed = check_cacerts_chain(files)
     assert renewed.issuer == root and renewed.intermediate.public_key() == chain.intermediate.public_key()
     assert after["data"]["ca-key.pem"] == before["data"]["ca-key.pem"]  # the key stayed in east's stack
@@ -224,32 +90,69 @@ def test_one_shared_passphrase_still_keeps_every_key_in_its_own_stack(
 ) -> None:
     """A team with one KMS key: any secret that crossed a stack would be readable there; none did."""
     shared = {stack: "one-for-all" for stack in ("prod", *CLUSTERS)}
-    split = layout(tmp_path_factory, pulumi_env, clusters["cluster1"], split_venv, "shared", shared)
+    split = layout(tmp_path_factory, pulumi_env, on_one_server(clusters), split_venv, "shared", shared)
     bring_up(split)
     audit_keys(split)
 
 
-def pki_exchange_edited(split: Layout, edit: Callable[[dict[str, Any]], None]) -> Iterator[None]:
-    """The PKI stack's recorded `istioCaPki` output changed by `edit` for a while, as a broken PKI would export it."""
-    original = split.pki.export()
+@contextmanager
+def output_edited(workspace: Workspace, output: str, edit: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """A stack's recorded output changed by `edit` for a while, as a broken or hostile stack would export it."""
+    original = workspace.export()
     deployment = json.loads(original)
     (stack,) = [r for r in deployment["deployment"]["resources"] if r["type"] == "pulumi:pulumi:Stack"]
-    edit(stack["outputs"]["istioCaPki"])
-    path = split.pki.directory / "edited-state.json"
+    edit(stack["outputs"][output])
+    path = workspace.directory / "edited-state.json"
     path.write_text(json.dumps(deployment))
-    split.pki.run("stack", "import", "--file", str(path))
+    workspace.run("stack", "import", "--file", str(path))
     try:
         yield
     finally:
         path.write_text(original)
-        split.pki.run("stack", "import", "--file", str(path))
+        workspace.run("stack", "import", "--file", str(path))
         path.unlink()
+
+
+def request_with_a_uri(split: Layout, name: str) -> str:
+    """The request the cluster's stack would make, plus a SPIFFE URI SAN (a key of its own: it is never signed)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Istio"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Intermediate CA"),
+            x509.NameAttribute(NameOID.LOCALITY_NAME, name),
+        ]
+    )
+    names = [x509.DNSName(f"istiod.{split.namespace(name)}.svc"), x509.UniformResourceIdentifier(SPIFFE_URI)]
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    request = builder.add_extension(x509.SubjectAlternativeName(names), critical=False).sign(key, hashes.SHA256())
+    return request.public_bytes(Encoding.PEM).decode()
+
+
+SPIFFE_URI = "spiffe://cluster.local/ns/istio-system/sa/istiod"
+
+
+def test_the_pki_refuses_a_request_for_more_than_its_description_and_signs_nothing(split: Layout) -> None:
+    east, pki = split.members["east"], split.pki
+    signed = pki.outputs()["istioCaPki"]["clusters"]["east"]["certPem"]
+    resources = pki.resources()
+    crafted = request_with_a_uri(split, "east")
+    with output_edited(east, "istioCaMember", lambda out: out.update(csrPem=crafted)):
+        for command in (["preview"], ["up", "--yes", "--skip-preview"]):
+            refused = pki.run(*command, check=False)
+            assert refused.returncode != 0 and "Traceback" not in printed(refused)
+            assert (
+                "stack organization/mesh-cluster/east, output istioCaMember.csrPem: "
+                f"subjectAltName URI [{SPIFFE_URI!r}], not []"
+            ) in printed(refused), printed(refused)[-600:]
+    assert pki.resources() == resources
+    assert pki.outputs()["istioCaPki"]["clusters"]["east"]["certPem"] == signed
+    pki.run("preview", "--expect-no-changes")
 
 
 def test_what_the_stacks_exchange_is_checked_before_anything_is_written(split: Layout) -> None:
     east, pki = split.members["east"], split.pki
-    namespace = split.namespace("east")
-    written = split.cluster.secret(namespace, "cacerts")
+    written = split.cacerts("east")
     resources = {name: ws.resources() for name, ws in (("pki", pki), ("east", east))}
 
     # The PKI refuses a request that is not the intermediate its own description gives the cluster.
@@ -266,7 +169,7 @@ def test_what_the_stacks_exchange_is_checked_before_anything_is_written(split: L
     west_cert = json.loads(pki.export())
     (stack,) = [r for r in west_cert["deployment"]["resources"] if r["type"] == "pulumi:pulumi:Stack"]
     other_key_cert = stack["outputs"]["istioCaPki"]["clusters"]["west"]["certPem"]
-    another_bundle = split.cluster.secret_data(split.namespace("west"), "cacerts")["ca-cert.pem"]
+    another_bundle = split.cacerts_files("west")["ca-cert.pem"]
     edits: list[tuple[Callable[[dict[str, Any]], None], str]] = [
         (lambda out: out["clusters"]["east"].update(certPem={}), "output clusters.east.certPem is {}"),
         (lambda out: out.update(trustedRootsPem=another_bundle), "neither holds nor is held by the one cacerts holds"),
@@ -276,10 +179,10 @@ def test_what_the_stacks_exchange_is_checked_before_anything_is_written(split: L
         ),
     ]
     for edit, message in edits:
-        with contextmanager(pki_exchange_edited)(split, edit):
+        with output_edited(pki, "istioCaPki", edit):
             refused = east.run("up", "--yes", "--skip-preview", check=False)
             assert refused.returncode != 0 and message in printed(refused), printed(refused)[-600:]
-            assert split.cluster.secret(namespace, "cacerts") == written
+            assert split.cacerts("east") == written
     assert {name: ws.resources() for name, ws in (("pki", pki), ("east", east))} == resources
     east.run("preview", "--expect-no-changes")
     pki.run("preview", "--expect-no-changes")
@@ -287,20 +190,19 @@ def test_what_the_stacks_exchange_is_checked_before_anything_is_written(split: L
 
 def test_a_new_key_generation_keeps_the_held_key_until_its_successor_is_signed(split: Layout) -> None:
     east, pki = split.members["east"], split.pki
-    namespace = split.namespace("east")
-    before = split.cluster.secret(namespace, "cacerts")
+    before = split.cacerts("east")
     assert before is not None
     east.run("config", "set", "keyGeneration", "2")
     east.up()  # the new key and its request; cacerts keeps the key the PKI's certificate is for
-    assert split.cluster.secret(namespace, "cacerts") == before
+    assert split.cacerts("east") == before
     names = {urn.rsplit("::", 1)[-1] for urn in east.resources()}
     assert {"east-key", "east-g2-key", "east-g2-csr"} <= names
     assert pki.planned_changes() == {"east-cert": "replace"}  # the new request
     pki.up()
     east.up()
-    after = split.cluster.secret(namespace, "cacerts")
+    after = split.cacerts("east")
     assert after is not None and after["metadata"]["uid"] == before["metadata"]["uid"]
-    chain = check_cacerts_chain(split.cluster.secret_data(namespace, "cacerts"))
+    chain = check_cacerts_chain(split.cacerts_files("east"))
     export = decrypted_export(east)
     assert chain.intermediate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == key_of(
         export, "east-g2-key"
@@ -316,7 +218,7 @@ def test_a_new_key_generation_keeps_the_held_key_until_its_successor_is_signed(s
 
 
 def held(split: Layout, name: str) -> tuple[list[Any], Any]:
-    chain = check_cacerts_chain(split.cluster.secret_data(split.namespace(name), "cacerts"))
+    chain = check_cacerts_chain(split.cacerts_files(name))
     return chain.roots, chain.issuer
 
 
@@ -376,7 +278,7 @@ def test_vm_workloads_and_exported_files_stay_with_the_keys_they_hold(split: Lay
     leaf.verify_directly_issued_by(vm_ca)
     vm_ca.verify_directly_issued_by(root)
     files = {name: (own / "east" / name).read_text() for name in CACERTS_KEYS}
-    assert files == split.cluster.secret_data(split.namespace("east"), "cacerts")
+    assert files == split.cacerts_files("east")
     assert check_cacerts_chain(files).issuer == root
     pki_state, east_state = decrypted_export(pki), decrypted_export(east)
     assert keys_in(pki_state) == {key_of(pki_state, name) for name in ("root-g2-key", "vm-apps-ca-key", "vm-apps-key")}
