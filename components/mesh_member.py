@@ -69,6 +69,7 @@ class MeshMember(pulumi.ComponentResource):
         signed = _signed(name, args["pki_stack"], cluster, host)
 
         super().__init__(MESH_MEMBER_TYPE, name, None, opts)
+        protect_render_directories([cluster])
         keys: dict[int, tls.PrivateKey] = {}
         requests: dict[int, tls.CertRequest] = {}
         for generation in sorted({held, cluster.key_generation} - {0}):
@@ -132,7 +133,6 @@ class MeshMember(pulumi.ComponentResource):
             files = pulumi.Output.all(files, checked).apply(lambda values: values[0])
         roots = [certificate_pem(root) for root in certificates_in(signed["roots"])]
         target = cacerts_target_args(cluster, signed["issuer"], roots, host)
-        protect_render_directories([cluster])
         secret = cacerts_secret(self, name, target, opts, files, lambda part: None)
         self.cacerts_uid = secret.metadata.apply(lambda metadata: metadata.uid or "")
         written = pulumi.Output.unsecret(secret.data.apply(applied_trust))

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from pulumi.runtime.settings import SETTINGS
 
 from istio_ca import HostCluster, MeshMember, MeshMemberArgs, MeshPKI, MeshPKIArgs, mesh_member
 from istio_ca import cacerts as cacerts_module
@@ -164,8 +165,8 @@ def run_member(build: Callable[[], MeshMember]) -> None:
 
 
 def drop_the_refused_run() -> None:
-    """Let the refused run's outputs settle, each failed with the refusal, and collect them now: asyncio would
-    report each as never retrieved at exit, far from this test."""
+    """Let the refused run's pending outputs fail with the refusal and collect them now: asyncio would report
+    each as never retrieved at exit, far from this test."""
     loop = asyncio.get_event_loop()
     handler = loop.get_exception_handler()
     loop.set_exception_handler(lambda loop, context: None)
@@ -173,6 +174,8 @@ def drop_the_refused_run() -> None:
         pending = asyncio.all_tasks(loop)
         if pending:
             loop.run_until_complete(asyncio.wait(pending, timeout=10))
+        SETTINGS.outputs.clear()
+        SETTINGS.rpc_manager.clear()
         use_mocks()
         gc.collect()
     finally:
@@ -185,19 +188,24 @@ def collect_warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return warnings
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["before the pki signed", "signed"])
 def test_a_rendered_member_protects_its_directory_on_up_before_a_key_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signed: bool
 ) -> None:
     recorder = use_mocks()
-    root = make_root(ecdsa=True)
-    signed_by(recorder, monkeypatch, Pki(signing=root, trusted=(root[0],)))
+    if signed:
+        root = make_root(ecdsa=True)
+        signed_by(recorder, monkeypatch, Pki(signing=root, trusted=(root[0],)))
+    else:
+        recorder.other_stacks[PKI] = {}  # made, not run yet
     directory = tmp_path / "rendered" / "east"
-    directory.mkdir(parents=True, mode=0o755)  # made by hand, readable by all
-    os.chmod(directory, 0o755)
+    directory.mkdir(parents=True)
+    os.chmod(directory, 0o755)  # made by hand, readable by all
     mesh = {"renderDirectory": str(tmp_path / "rendered"), "clusters": [{"name": "east"}]}
     run_member(lambda: MeshMember("east", MeshMemberArgs(mesh=mesh, pki_stack=PKI)))
-    assert recorder.named("east-k8s").inputs["renderYamlToDirectory"] == str(directory)
-    assert "east-cacerts" in recorder.requests  # the key goes there once the provider renders it
+    if signed:  # the key goes there once the provider renders `cacerts`
+        assert recorder.named("east-k8s").inputs["renderYamlToDirectory"] == str(directory)
+    assert ("east-cacerts" in recorder.requests) == signed
     # Protected by the program itself, before the provider writes anything (under the mocks it writes nothing).
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert [p.name for p in directory.iterdir()] == [".gitignore"]
@@ -289,3 +297,66 @@ def test_a_host_members_bundle_is_checked_through_the_hosts_kubeconfig(
     assert [(t.cluster, t.kubeconfig, t.context, t.namespace) for t in read] == [
         ("east", HOST_KUBECONFIG, None, "istio-system")
     ]
+
+
+def test_a_host_member_without_a_kubeconfig_says_in_preview_that_its_bundle_cannot_be_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warnings = collect_warnings(monkeypatch)
+
+    def no_read(target: Target) -> LiveCacerts:
+        raise AssertionError(f"{target.cluster} was read without a kubeconfig")
+
+    monkeypatch.setattr(mesh_member, "read_live", no_read)
+    monkeypatch.setattr(cacerts_module, "read_live", no_read)
+    recorder = use_mocks(preview=True)
+    root = make_root(ecdsa=True)
+    signed_by(recorder, monkeypatch, Pki(signing=root, trusted=(root[0],)))
+    run_member(lambda: host_member(kubeconfig=None))
+    assert recorder.requests["east-cacerts"].provider.split("::")[-2] == "east-host"
+    assert warnings == [
+        "east is reached through the host's provider alone, so its trust bundle cannot be checked against the one "
+        "the cluster holds: give host_cluster a kubeconfig"
+    ]
+
+
+PKI_URN = "urn:pulumi:unit::istio-ca::istio-ca:index:MeshPKI::pki"
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(
+    ("ends_in", "warning"),
+    [
+        (timedelta(hours=1), "the intermediate CA of east is inside its renewal window (it ends {})"),
+        (timedelta(hours=-1), "the intermediate CA of east expired on {}"),
+        (timedelta(days=400), None),  # the default window is the last third of 730 days
+    ],
+    ids=["due", "expired", "not due"],
+)
+def test_the_pki_warns_of_an_intermediate_due_for_renewal(
+    monkeypatch: pytest.MonkeyPatch, ends_in: timedelta, warning: str | None
+) -> None:
+    """As the single stack does: from the date its last run recorded, before any cluster stack has run."""
+    warnings = collect_warnings(monkeypatch)
+    not_after = rfc3339(datetime.now(UTC) + ends_in)
+    recorder = use_mocks(preview=True)
+    recorder.last_resources = {
+        PKI_URN: {"type": "istio-ca:index:MeshPKI", "outputs": {"clusters": {"east": {"notAfter": not_after}}}}
+    }
+    recorder.other_stacks["o/mesh-cluster/east"] = {}  # made, not run yet: nothing to sign
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> pulumi.Output[Any]:
+        return MeshPKI("pki", MeshPKIArgs(mesh=EAST, cluster_stacks={"east": "o/mesh-cluster/east"})).exchange
+
+    program()
+    assert "east-cert" not in recorder.requests
+    due = [line for line in warnings if "the intermediate CA of east" in line]
+    if warning is None:
+        assert due == [], warnings
+    else:
+        assert len(due) == 1, warnings
+        assert due[0].startswith(warning.format(not_after)), due

@@ -156,6 +156,7 @@ def bring_up(split: Layout) -> None:
     ]
     members = [("cluster", name) for name in split.members]
     commands = [*members, ("pki", "prod"), *members]
+    before = {name: split.cacerts(name) for name in split.members}
     signed = False
     for project, stack in commands:
         workspace = split.pki if project == "pki" else split.members[stack]
@@ -166,6 +167,6 @@ def bring_up(split: Layout) -> None:
             assert f"{stack}: stack organization/mesh-pki/prod has not signed this cluster's request yet" in printed(
                 result
             )
-            assert split.cacerts(stack) is None
+            assert split.cacerts(stack) == before[stack]  # none yet, or the one it takes over, untouched
     for workspace in (split.pki, *split.members.values()):
         workspace.run("preview", "--expect-no-changes")
