@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
 from istio_ca.private_keys import find_private_keys, holds_private_key
 
 FULL_LINE = 64
@@ -45,7 +48,10 @@ class LeakAudit:
         if isinstance(value, str):
             for found in find_private_keys(value):
                 self.keys.add(found.public_key)
-                self.key_lines |= _lines(base64.b64encode(found.encoding).decode())
+                public = _public_texts(found.public_key)
+                lines = _lines(base64.b64encode(found.encoding).decode())
+                # A line of public material alone (the public point, in every certificate and CSR of the key): no leak.
+                self.key_lines |= {line for line in lines if not any(line in text for text in public)}
         elif isinstance(value, dict):
             for item in value.values():
                 self.remember(item)
@@ -95,6 +101,16 @@ def _files(places: Iterable[Path]) -> list[Path]:
         for directory, _, names in os.walk(place):
             found += [Path(directory, name) for name in names if not Path(directory, name).is_symlink()]
     return sorted(found)
+
+
+def _public_texts(public_key_der: bytes) -> list[str]:
+    """The public key's base64 as any text may hold it: its DER and its OpenSSH blob, at each byte alignment."""
+    blobs = [public_key_der]
+    key = serialization.load_der_public_key(public_key_der)
+    if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        openssh = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        blobs.append(base64.b64decode(openssh.split()[1]))
+    return [base64.b64encode(blob[shift:]).decode() for blob in blobs for shift in range(3)]
 
 
 def _lines(encoded: str) -> set[str]:
