@@ -26,11 +26,9 @@ READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 
 def read_exchange(stack: str, output: str) -> dict[str, Any] | None:
     """The stack output `output` of `stack` (`org/project/stack`): what that stack exported for this one.
-    None while that stack has no outputs (made with `pulumi stack init`, not run yet). A stack that has run
-    but does not export it, or exports something else there, is refused with one line. A stack that does
-    not exist fails the run with the engine's `unknown stack`: the invoke's error is raised here as a plain
-    Exception and not caught, so the run fails with it as the program's unhandled exception, stack trace
-    included (an invoke's error can be caught: tests/e2e/test_invoke_errors.py)."""
+    None while that stack has no outputs (made with `pulumi stack init`, not run yet). A stack that does not
+    exist, cannot be read, has run but does not export it, or exports something else there, is refused with
+    one line (the engine's error for an invoke can be caught: tests/e2e/test_invoke_errors.py)."""
     return read_exchanges([stack], output)[0]
 
 
@@ -40,7 +38,8 @@ def read_exchanges(stacks: Sequence[str], output: str) -> list[dict[str, Any] | 
     stack's run."""
 
     async def read_all() -> list[Any]:
-        return list(await asyncio.gather(*(invoke_async(READ_STACK_OUTPUTS, {"name": s}) for s in stacks)))
+        reads = (invoke_async(READ_STACK_OUTPUTS, {"name": s}) for s in stacks)
+        return list(await asyncio.gather(*reads, return_exceptions=True))
 
     # The components decide what to register from these reads, before registering: the program is
     # synchronous there, so the reads are awaited the way the SDK's own synchronous invoke awaits one.
@@ -49,6 +48,12 @@ def read_exchanges(stacks: Sequence[str], output: str) -> list[dict[str, Any] | 
 
 
 def _exchange(stack: str, output: str, result: Any) -> dict[str, Any] | None:
+    if isinstance(result, Exception):
+        # The engine says why in its last clause, e.g. `... returned an error: unknown stack "org/project/stack"`.
+        why = str(result).rsplit("returned an error: ", 1)[-1]
+        if "unknown stack" in why:
+            raise ExchangeError(f"stack {stack} does not exist: create it (`pulumi stack init`) and run it first")
+        raise ExchangeError(f"stack {stack} cannot be read: {why}")
     outputs = dict((result or {}).get("outputs") or {})
     if not outputs:
         return None

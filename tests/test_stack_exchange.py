@@ -82,3 +82,18 @@ def test_the_stacks_are_read_at_once_and_their_records_kept_in_order(monkeypatch
 
     program()
     assert found == [[{"cluster": "c0"}, {"cluster": "c1"}, {"cluster": "c2"}]]
+
+
+def test_a_stack_that_does_not_exist_is_refused_in_one_line() -> None:
+    recorder = use_mocks()  # the mock answers an unknown stack as the engine does
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> None:
+        read_exchange("organization/mesh-pki/nope", "istioCaPki")
+
+    with pytest.raises(ExchangeError) as error:
+        program()
+    assert str(error.value) == (
+        "stack organization/mesh-pki/nope does not exist: create it (`pulumi stack init`) and run it first"
+    )
+    assert recorder.other_stacks == {}
