@@ -6,7 +6,9 @@ istio-system), `pkiStack` (default prod), `keyGeneration` (default 1; raise it f
 import pulumi
 
 from istio_ca import MeshMember, MeshMemberArgs
+from istio_ca.cancellation import end_quietly_when_cancelled
 
+end_quietly_when_cancelled()  # a run the engine cancels ends with one line, not a traceback
 config = pulumi.Config()
 cluster = pulumi.get_stack()
 entry = {"name": cluster, "keyGeneration": config.get_int("keyGeneration") or 1}

@@ -7,7 +7,9 @@ the single stack."""
 import pulumi
 
 from istio_ca import MeshPKI, MeshPKIArgs
+from istio_ca.cancellation import end_quietly_when_cancelled
 
+end_quietly_when_cancelled()  # a run the engine cancels ends with one line, not a traceback
 config = pulumi.Config()
 clusters = config.require_object("clusters")
 mesh = {"clusters": clusters, "intermediate": {"keyAlgorithm": "ECDSA"}}
