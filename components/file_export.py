@@ -66,9 +66,13 @@ def write_file(path: Path, content: str, mode: int) -> None:
 
 def protect_directory(directory: Path) -> None:
     """A directory that will hold keys: readable by its owner only, and ignored by git, so no key is
-    committed by accident (a custom render or export directory inside a repository, say)."""
+    committed by accident (a custom render or export directory inside a repository, say). Parents it
+    creates are the owner's only too (the default `rendered/` holds every cluster's directory); parents
+    that exist keep their mode."""
+    created = [path for path in (directory, *directory.parents) if not path.exists()]
     directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-    os.chmod(directory, DIRECTORY_MODE)
+    for path in (directory, *created):
+        os.chmod(path, DIRECTORY_MODE)
     ignore = directory / ".gitignore"
     if not ignore.exists():
         write_file(ignore, GIT_IGNORE_ALL, CERT_MODE)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from istio_ca.file_export import MANIFEST, component_layout, write_layout
+from istio_ca.file_export import MANIFEST, component_layout, protect_directory, write_layout
 from tests.program import fake_cert, fake_private_key, run_program
 
 CLUSTER_FILES = {"ca-cert.pem": "C", "ca-key.pem": "K", "root-cert.pem": "R", "cert-chain.pem": "CR"}
@@ -106,3 +106,19 @@ def test_nothing_is_exported_unless_asked(tmp_path: Path, monkeypatch: pytest.Mo
 def test_preview_writes_nothing(tmp_path: Path) -> None:
     run_program({"clusters": [{"name": "cluster1"}], "exportDirectory": str(tmp_path / "out")}, preview=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_parents_a_protected_directory_needs_are_made_the_owners_only(tmp_path: Path) -> None:
+    """The default `rendered/` holds every cluster's directory: made here, others cannot list it either; a
+    parent that was there keeps its mode."""
+    tmp_path.chmod(0o755)
+    protect_directory(tmp_path / "rendered" / "east")
+    modes = {
+        path: stat.S_IMODE(path.stat().st_mode)
+        for path in (tmp_path, tmp_path / "rendered", tmp_path / "rendered" / "east")
+    }
+    assert modes == {tmp_path: 0o755, tmp_path / "rendered": 0o700, tmp_path / "rendered" / "east": 0o700}
+    (tmp_path / "rendered").chmod(0o750)  # the user's choice, once it exists
+    protect_directory(tmp_path / "rendered" / "west")
+    assert stat.S_IMODE((tmp_path / "rendered").stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / "rendered" / "west").stat().st_mode) == 0o700

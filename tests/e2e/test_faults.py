@@ -127,7 +127,9 @@ def test_an_interrupted_up_converges_with_the_readme_recovery_commands(
     workspace.transcripts.append(output)
     assert "Traceback" not in output
 
-    # The README's recovery: release a lock left by a killed run, drop operations it left pending.
+    # The README's recovery: the state's metadata file a kill may have left empty, then release a lock left by
+    # a killed run and drop operations it left pending.
+    remove_empty_metadata_files(workspace)
     workspace.run("cancel", "--yes", check=False)
     workspace.run("refresh", "--yes", "--clear-pending-creates", "--skip-preview")
     workspace.up()
@@ -135,6 +137,32 @@ def test_an_interrupted_up_converges_with_the_readme_recovery_commands(
     pending = json.loads(workspace.export())["deployment"].get("pending_operations") or []
     assert pending == []
     workspace.run("preview", "--expect-no-changes")
+    workspace.destroy()
+
+
+def remove_empty_metadata_files(workspace: Workspace) -> None:
+    """The README's `find <backend directory>/.pulumi -name '*.attrs' -empty -delete`."""
+    backend = Path(workspace.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    subprocess.run(["find", str(backend / ".pulumi"), "-name", "*.attrs", "-empty", "-delete"], check=True)
+
+
+def test_a_state_whose_metadata_file_a_kill_left_empty_reads_again_after_the_readme_step(
+    pulumi_env: dict[str, str], clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The file backend rewrites `<stack>.json.attrs` in place after each checkpoint; killed in between, it is
+    left empty and every command stops (the cause of a SIGKILL test that once failed in CI)."""
+    namespace = "istio-empty-attrs"
+    workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, namespace, intermediate=FAST_KEYS)
+    workspace.up()
+    backend = Path(workspace.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    metadata = backend / ".pulumi" / "stacks" / "istio-ca" / f"{workspace.stack}.json.attrs"
+    assert metadata.stat().st_size > 0
+    metadata.write_text("")  # what a kill between its truncation and its write leaves
+    refused = workspace.run("preview", check=False)
+    assert refused.returncode != 0 and "failed to load checkpoint: EOF" in refused.stdout + refused.stderr
+    remove_empty_metadata_files(workspace)
+    workspace.run("preview", "--expect-no-changes")
+    assert_complete_and_valid(clusters, namespace)
     workspace.destroy()
 
 
