@@ -360,3 +360,12 @@ def test_the_pki_warns_of_an_intermediate_due_for_renewal(
     else:
         assert len(due) == 1, warnings
         assert due[0].startswith(warning.format(not_after)), due
+
+
+def test_the_pki_adopts_a_root_given_in_its_config_not_one_read_from_a_cluster() -> None:
+    mesh = {**EAST, "existingRoot": {"fromCluster": "east"}}
+    message = refused(lambda: MeshPKI("pki", MeshPKIArgs(mesh=mesh, cluster_stacks={"east": "o/mesh-cluster/east"})))
+    assert message == (
+        "existingRoot.fromCluster: the PKI stack reaches no cluster; give the root as existingRoot.certPem "
+        "and existingRoot.keyPem (a secret) instead"
+    )
