@@ -75,7 +75,8 @@ class MeshPKI(pulumi.ComponentResource):
     """Per VM namespace: `certPem`, `certChainPem`, `caCertPem`, `notAfter`, `renewalWindowOpens`. Their keys
     are made here, where they are signed, and leave only through `exportDirectory`: no cluster stack holds one."""
     exchange: pulumi.Output[dict[str, Any]]
-    """What the cluster stacks read: export it as the stack output `istioCaPki`. Certificates only."""
+    """What the cluster stacks read: export it as the stack output `istioCaPki`. Certificates only, and
+    `rootPhase`, the rotation phase applied (None outside a rotation), for the driver (istio_ca.fleet)."""
 
     def __init__(self, name: str, args: MeshPKIArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Every request and report is read and checked before the component registers: a refusal changes nothing.
@@ -129,7 +130,10 @@ class MeshPKI(pulumi.ComponentResource):
         )
         self.workloads = workload_outputs(workload_certs)
         self.exchange = pulumi.Output.all(
-            rootCertPem=self.root_cert_pem, trustedRootsPem=self.trusted_roots_pem, clusters=self.clusters
+            rootCertPem=self.root_cert_pem,
+            trustedRootsPem=self.trusted_roots_pem,
+            clusters=self.clusters,
+            rootPhase=generations.phase,
         )
         register_declared_outputs(self)
 
