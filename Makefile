@@ -9,8 +9,12 @@ PY := $(VENV)/bin/python
 up: venv
 	bash scripts/dev-up.sh
 
+# Two workers (pytest-xdist), whole files each, the slowest files first (tests/e2e/conftest.py orders them):
+# one end-to-end test at a time keeps the two cores only about two-thirds busy. Each worker starts its own
+# API servers, istiod and PostgreSQL.
 test: lint
-	toolchain="$$(bash toolchain/build.sh)" && ISTIO_CA_TOOLCHAIN="$$toolchain" $(PY) -m pytest --durations=20
+	toolchain="$$(bash toolchain/build.sh)" && ISTIO_CA_TOOLCHAIN="$$toolchain" \
+	  $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 unit: lint
 	$(PY) -m pytest -m "not e2e"

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -102,6 +103,13 @@ class Sample:
     """The most processes of each kind alive at once."""
     sampler_cpu: float = 0.0
     """CPU seconds the sampling itself took (it shares the machine with what it measures)."""
+    peak_stack_pss: int = 0
+    """The largest summed PSS of one `pulumi` command's tree (the engine, its language host, program and
+    providers): one stack's run, where a driver runs several at once."""
+    finished: bool = True
+    """False when the command was stopped at its time limit (`seconds` is then that limit)."""
+    other_cpu: float = 0.0
+    """CPU seconds the rest of the machine used meanwhile: what else competed with the measured command."""
 
 
 @dataclass
@@ -138,6 +146,16 @@ class ProcessTree:
             self.kinds[pid] = next((KINDS[n] for n in reversed(names) if n in KINDS), "other")
         return self.kinds[pid]
 
+    def engine_of(self, pid: int, parents: dict[int, int]) -> int:
+        """The outermost `pulumi` process (one stack's command) that `pid` runs under, itself included; 0 for
+        none. Outermost: a `pulumi` command may start others (e.g. the language host asks the CLI)."""
+        engine = 0
+        while pid in parents:
+            if self.kind(pid) == "engine":
+                engine = pid
+            pid = parents[pid]
+        return engine
+
 
 def _read(path: str) -> str:
     try:
@@ -154,36 +172,48 @@ def _field_kilobytes(text: str, key: str) -> int:
     return 0
 
 
+def _machine_busy() -> float:
+    """CPU seconds every CPU has spent busy since boot (/proc/stat: all but idle and iowait)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = _read("/proc/stat").split()[1:9]
+    return sum(int(v) for v in (user, nice, system, irq, softirq, steal)) / CLOCK_TICKS
+
+
 def _available() -> int:
     return _field_kilobytes(_read("/proc/meminfo"), "MemAvailable:")
 
 
-def measure(command: Sequence[str], cwd: Path, env: dict[str, str]) -> Sample:
-    """Run a command; sample its process tree's memory and CPU, and the machine's MemAvailable, meanwhile."""
+def measure(command: Sequence[str], cwd: Path, env: dict[str, str], limit: float | None = None) -> Sample:
+    """Run a command; sample its process tree's memory and CPU, and the machine's MemAvailable, meanwhile.
+    With `limit`, a command still running after that many seconds is stopped (its whole tree) and the
+    sample says it did not finish."""
     available_before = _available()
     lowest_available = available_before
-    peak_rss = peak_pss = 0
+    peak_rss = peak_pss = peak_stack_pss = 0
     pss_by: Counter[str] = Counter()
     alive_by: Counter[str] = Counter()
     ticks: dict[int, int] = {}
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    started, busy_before = time.perf_counter(), _machine_busy()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     tree = ProcessTree(process.pid)
     done = threading.Event()
     sampler_cpu = 0.0
 
     def sample() -> None:
-        nonlocal lowest_available, peak_rss, peak_pss, sampler_cpu
+        nonlocal lowest_available, peak_rss, peak_pss, peak_stack_pss, sampler_cpu
         tick = 0
         while not done.is_set():
             members = tree.members()
             rss = 0
             alive: Counter[str] = Counter()
+            parents: dict[int, int] = {}
             for pid in members:
                 stat = _read(f"/proc/{pid}/stat").rsplit(")", 1)
                 if len(stat) < 2:
                     continue
                 fields = stat[1].split()
+                parents[pid] = int(fields[1])
                 ticks[pid] = max(ticks.get(pid, 0), int(fields[11]) + int(fields[12]))  # utime + stime
                 rss += int(fields[21]) * PAGE_BYTES
                 alive[tree.kind(pid)] += 1
@@ -192,9 +222,13 @@ def measure(command: Sequence[str], cwd: Path, env: dict[str, str]) -> Sample:
                 alive_by[kind] = max(alive_by[kind], count)
             if tick % PSS_EVERY == 0:
                 by: Counter[str] = Counter()
+                stacks: Counter[int] = Counter()
                 for pid in members:
-                    by[tree.kind(pid)] += _field_kilobytes(_read(f"/proc/{pid}/smaps_rollup"), "Pss:")
+                    pss = _field_kilobytes(_read(f"/proc/{pid}/smaps_rollup"), "Pss:")
+                    by[tree.kind(pid)] += pss
+                    stacks[tree.engine_of(pid, parents)] += pss
                 peak_pss = max(peak_pss, sum(by.values()))
+                peak_stack_pss = max([peak_stack_pss, *(pss for engine, pss in stacks.items() if engine)])
                 for kind, pss in by.items():
                     pss_by[kind] = max(pss_by[kind], pss)
             lowest_available = min(lowest_available, _available())
@@ -204,11 +238,17 @@ def measure(command: Sequence[str], cwd: Path, env: dict[str, str]) -> Sample:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    output, _ = process.communicate()
-    seconds = time.perf_counter() - started
+    finished = True
+    try:
+        output, _ = process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        finished = False
+    seconds, busy = time.perf_counter() - started, _machine_busy() - busy_before
     done.set()
     sampler.join()
-    if process.returncode != 0:
+    if finished and process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{output.decode()[-2000:]}")
     cpu: dict[str, float] = {}
     for pid, used in ticks.items():
@@ -222,6 +262,9 @@ def measure(command: Sequence[str], cwd: Path, env: dict[str, str]) -> Sample:
         pss=dict(pss_by),
         processes=dict(alive_by),
         sampler_cpu=sampler_cpu,
+        peak_stack_pss=peak_stack_pss,
+        finished=finished,
+        other_cpu=max(0.0, busy - sum(cpu.values()) - sampler_cpu),
     )
 
 

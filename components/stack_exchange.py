@@ -9,7 +9,10 @@ it, which a stack with a passphrase of its own refuses.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -22,6 +25,7 @@ class ExchangeError(pulumi.RunError):
 
 
 READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def read_exchange(stack: str, output: str) -> dict[str, Any] | None:
@@ -33,18 +37,55 @@ def read_exchange(stack: str, output: str) -> dict[str, Any] | None:
 
 
 def read_exchanges(stacks: Sequence[str], output: str) -> list[dict[str, Any] | None]:
-    """read_exchange of each stack, in order, the reads running at once: the engine takes about a quarter
-    of a second to read another stack's outputs, so one after another they would be most of a large PKI
-    stack's run."""
+    """read_exchange of each stack, in order, up to reads_at_once() reads running at once: the engine takes
+    about a quarter of a second to read another stack's outputs, so one after another they would be most of
+    a large PKI stack's run."""
+    gate = asyncio.Semaphore(reads_at_once())
+
+    async def read(stack: str) -> Any:
+        async with gate:
+            return await invoke_async(READ_STACK_OUTPUTS, {"name": stack})
 
     async def read_all() -> list[Any]:
-        reads = (invoke_async(READ_STACK_OUTPUTS, {"name": s}) for s in stacks)
-        return list(await asyncio.gather(*reads, return_exceptions=True))
+        return list(await asyncio.gather(*(read(s) for s in stacks), return_exceptions=True))
 
     # The components decide what to register from these reads, before registering: the program is
     # synchronous there, so the reads are awaited the way the SDK's own synchronous invoke awaits one.
     results = _sync_await(read_all())
     return [_exchange(stack, output, result) for stack, result in zip(stacks, results, strict=True)]
+
+
+def reads_at_once(environ: Mapping[str, str] = os.environ, cgroups: Path = CGROUP_ROOT) -> int:
+    """How many stacks the engine may look up at once without hanging. Pulumi's PostgreSQL backend opens at
+    most 2 x GOMAXPROCS connections, and each stack lookup holds two at once (a listing's rows while it
+    queries each row): when lookups hold every connection, each waits forever for a second. So at most
+    2 x GOMAXPROCS - 2 reads run at once, which leaves one connection for the engine's own checkpoint."""
+    return max(1, 2 * _go_procs(environ, cgroups) - 2)
+
+
+def _go_procs(environ: Mapping[str, str], cgroups: Path) -> int:
+    """GOMAXPROCS as the engine's Go runtime sets it, or fewer: the variable, else the CPUs this process may
+    use, bounded by every CPU quota of its cgroup and the cgroups above (the program runs in the engine's
+    environment and cgroup)."""
+    if environ.get("GOMAXPROCS", "").isdigit() and int(environ["GOMAXPROCS"]) > 0:
+        return int(environ["GOMAXPROCS"])
+    procs = len(os.sched_getaffinity(0))
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return procs
+    unified = [line[3:] for line in lines if line.startswith("0::")]  # cgroup v2; v1 sets no quota here
+    if not unified:
+        return procs
+    own = Path(unified[0])
+    for group in (own, *own.parents):
+        try:
+            quota, period = (cgroups / group.relative_to("/") / "cpu.max").read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        if quota.isdigit() and period.isdigit() and int(period) > 0:
+            procs = min(procs, max(1, math.ceil(int(quota) / int(period))))
+    return procs
 
 
 def _exchange(stack: str, output: str, result: Any) -> dict[str, Any] | None:

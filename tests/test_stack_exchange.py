@@ -3,13 +3,16 @@ else that is not the record istio-ca exports is refused with one line naming the
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
 
-from istio_ca.stack_exchange import ExchangeError, read_exchange, read_exchanges, text_at
+from istio_ca.stack_exchange import ExchangeError, read_exchange, read_exchanges, reads_at_once, text_at
 from tests.program import use_mocks
 
 PKI = "organization/mesh-pki/prod"
@@ -60,17 +63,24 @@ def test_a_value_inside_the_record_must_be_text() -> None:
     assert text_at({"a": {"b": "pem"}}, ("a", "b"), "here") == "pem"
 
 
-def test_the_stacks_are_read_at_once_and_their_records_kept_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stacks_are_read_at_once_up_to_the_engines_bound_and_their_records_kept_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     recorder = use_mocks()
-    stacks = [f"organization/mesh-cluster/c{index}" for index in range(3)]
+    stacks = [f"organization/mesh-cluster/c{index}" for index in range(6)]
     for index, stack in enumerate(stacks):
         recorder.other_stacks[stack] = {"istioCaMember": {"cluster": f"c{index}"}}
-    # Each read waits until all three are in flight: read one after another, the first would time out.
-    in_flight = threading.Barrier(len(stacks), timeout=10)
+    monkeypatch.setenv("GOMAXPROCS", "2")  # the engine's pool: 4 connections, so 2 reads at once
+    lock, running, most = threading.Lock(), [0], [0]
     answer = recorder.call
 
     def call(args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        in_flight.wait()
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
         return answer(args)
 
     monkeypatch.setattr(recorder, "call", call)
@@ -81,7 +91,27 @@ def test_the_stacks_are_read_at_once_and_their_records_kept_in_order(monkeypatch
         found.append(read_exchanges(stacks, "istioCaMember"))
 
     program()
-    assert found == [[{"cluster": "c0"}, {"cluster": "c1"}, {"cluster": "c2"}]]
+    assert found == [[{"cluster": f"c{index}"} for index in range(6)]]
+    assert most[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("gomaxprocs", "cpu_max", "reads"),
+    [
+        ("3", None, 4),
+        (None, "50000 100000", 1),  # half a CPU: Go runs one P, the pool has 2 connections
+        (None, "max 100000", None),  # no quota: every CPU this process may use
+        ("x", "max 100000", None),  # not a number: Go ignores it too
+    ],
+    ids=["GOMAXPROCS", "quota", "no-quota", "bad-variable"],
+)
+def test_reads_at_once_leave_the_engines_postgres_pool_a_connection(
+    tmp_path: Path, gomaxprocs: str | None, cpu_max: str, reads: int | None
+) -> None:
+    (tmp_path / "cpu.max").write_text(f"{cpu_max}\n")
+    environ = {"GOMAXPROCS": gomaxprocs} if gomaxprocs else {}
+    expected = reads if reads is not None else max(1, 2 * len(os.sched_getaffinity(0)) - 2)
+    assert reads_at_once(environ, tmp_path) == expected
 
 
 def test_a_stack_that_does_not_exist_is_refused_in_one_line() -> None:

@@ -21,6 +21,15 @@ source "$here/lib.sh" toolchain
 cache="${ISTIO_CA_TOOLCHAIN_CACHE:-$HOME/.cache/istio-ca/toolchain}"
 mkdir -p "$cache"
 
+# One build at a time per cache (the suite's parallel workers, `make up` in a test's clone, another
+# checkout): a second run waits, then finds what the first built. Without the lock both would build
+# into the same $dir.partial, each removing the other's. The lock is released when this script exits.
+exec 9>"$cache/.lock"
+if ! flock --nonblock 9; then
+  log "another toolchain build is running on $cache: waiting for it"
+  flock 9
+fi
+
 command -v go >/dev/null || fail "go is not on PATH; the toolchain is built from Go modules (Go >= 1.26)"
 go_version="$(GOTOOLCHAIN=local go env GOVERSION)"
 
@@ -60,7 +69,8 @@ kubernetes_dir="$(build_tool kubernetes)"
 kube_dir="$(build_tool kube)"
 istiod_dir="$(build_tool istiod)"
 
-# One directory per combination, so concurrent checkouts with other pins never collide.
+# One directory per combination, so checkouts with other pins never collide (and the lock above keeps
+# two runs from assembling the same one at once).
 combined="$cache/toolchain-$(echo "$pulumi_dir $tls_dir $kubernetes_dir $kube_dir $istiod_dir" | sha256sum | cut -c1-16)"
 if [ ! -d "$combined" ]; then
   rm -rf "$combined.partial"

@@ -14,12 +14,37 @@ from tests.e2e.pulumi_cli import Toolchain, scratch_environment
 from tests.installed import install_checkout
 
 CLUSTER_NAMES = ("cluster1", "cluster2")
+SLOWEST_FIRST = (
+    "test_split_rotation.py",
+    "test_split_stacks.py",
+    "test_faults.py",
+    "test_shared_backend.py",
+    "test_rotation_gate.py",
+    "test_no_accidents.py",
+    "test_rotation.py",
+    "test_upgrade.py",
+    "test_istiod_lifecycle.py",
+)
+"""The end-to-end files that take longest (2 to 5 minutes each on two workers), longest first. `make test` hands
+whole files to its two workers in the order collected (`--dist loadfile --no-loadscope-reorder`): these first,
+then the other files as usual, the unit tests last, so that no worker is left with a long file while the
+other has nothing to do. A slow new file belongs here."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.fspath))
+        in_e2e = path.is_relative_to(here)
+        if in_e2e and path.name in SLOWEST_FIRST:
+            return SLOWEST_FIRST.index(path.name)
+        return len(SLOWEST_FIRST) if in_e2e else len(SLOWEST_FIRST) + 1
+
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+        if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=rank)  # stable: each file's tests keep their order
 
 
 @pytest.fixture(scope="session")

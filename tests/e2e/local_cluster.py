@@ -23,6 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.e2e.leak_audit import AUDIT
 
 READY_TIMEOUT_SECONDS = 120
+START_ATTEMPTS = 3
+"""A port free_ports found may be taken before etcd or the API server binds it (by another process, or by a
+server another test worker started at the same moment): then the cluster starts again on other ports."""
+PORT_TAKEN = "address already in use"
 
 
 def free_ports(count: int) -> list[int]:
@@ -47,6 +51,10 @@ class LocalCluster:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api_command: list[str] = field(default_factory=list)
     """How the API server was started, to start it again after `stop_api_server`."""
+    bin_dir: Path | None = None
+    """Where etcd and kube-apiserver are, to launch both again on other ports until the cluster was first ready."""
+    launches: int = 0
+    was_ready: bool = False
 
     @property
     def server(self) -> str:
@@ -140,6 +148,10 @@ class LocalCluster:
         """Stop the API server, then its etcd (which it needs to shut down cleanly)."""
         if self.processes:
             self.remember_every_secret()
+        self.terminate()
+
+    def terminate(self) -> None:
+        """Stop the processes, API server first, and reap them."""
         for process in reversed(self.processes):
             process.terminate()
             try:
@@ -154,10 +166,20 @@ def start_cluster(name: str, bin_dir: Path, workdir: Path) -> LocalCluster:
     """Launch etcd and kube-apiserver; call wait_ready before using the cluster."""
     workdir.mkdir(parents=True)
     (workdir / "pki").mkdir()
-    etcd_client, etcd_peer, api_port = free_ports(3)
-    cluster = LocalCluster(name=name, workdir=workdir, api_port=api_port, token=secrets.token_hex(24))
+    cluster = LocalCluster(name=name, workdir=workdir, api_port=0, token=secrets.token_hex(24), bin_dir=bin_dir)
     (workdir / "tokens.csv").write_text(f'{cluster.token},admin,admin-uid,"system:masters"\n')
     write_service_account_keys(workdir)
+    launch_servers(cluster, bin_dir)
+    return cluster
+
+
+def launch_servers(cluster: LocalCluster, bin_dir: Path) -> None:
+    """etcd and kube-apiserver on fresh loopback ports, a fresh etcd data directory, the kubeconfig for them."""
+    workdir = cluster.workdir
+    etcd_client, etcd_peer, cluster.api_port = free_ports(3)
+    cluster.launches += 1
+    shutil.rmtree(workdir / "etcd", ignore_errors=True)  # what an attempt on a taken port left
+    append = cluster.launches > 1
     try:
         cluster.processes.append(
             launch(
@@ -173,6 +195,7 @@ def start_cluster(name: str, bin_dir: Path, workdir: Path) -> LocalCluster:
                     "--log-level=warn",
                 ],
                 workdir / "etcd.log",
+                append,
             )
         )
         cluster.api_command = [
@@ -180,7 +203,7 @@ def start_cluster(name: str, bin_dir: Path, workdir: Path) -> LocalCluster:
             f"--etcd-servers=http://127.0.0.1:{etcd_client}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
-            f"--secure-port={api_port}",
+            f"--secure-port={cluster.api_port}",
             f"--cert-dir={workdir / 'pki'}",
             f"--token-auth-file={workdir / 'tokens.csv'}",
             "--authorization-mode=RBAC",
@@ -196,19 +219,29 @@ def start_cluster(name: str, bin_dir: Path, workdir: Path) -> LocalCluster:
             "--disable-admission-plugins=ServiceAccount",
             "--endpoint-reconciler-type=none",
         ]
-        cluster.processes.append(launch(cluster.api_command, workdir / "apiserver.log"))
+        cluster.processes.append(launch(cluster.api_command, workdir / "apiserver.log", append))
     except BaseException:
-        cluster.stop()
+        cluster.terminate()
         raise
     write_kubeconfig(cluster)
-    return cluster
 
 
 def launch(command: list[str], log: Path, append: bool = False) -> subprocess.Popen[bytes]:
     with log.open("ab" if append else "wb") as stream:
+        stream.write(f"=== {' '.join(command)}\n".encode())
+        stream.flush()
         return subprocess.Popen(
             [*die_with_parent(), *command], stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
+
+
+def port_taken(cluster: LocalCluster) -> bool:
+    """Whether etcd or the API server said, in its last launch's log, that its port was taken."""
+    for name in ("etcd.log", "apiserver.log"):
+        text = (cluster.workdir / name).read_text(errors="replace")
+        if PORT_TAKEN in text.rsplit("\n=== ", 1)[-1]:
+            return True
+    return False
 
 
 def die_with_parent() -> list[str]:
@@ -250,10 +283,17 @@ def write_kubeconfig(cluster: LocalCluster) -> None:
 
 
 def wait_ready(cluster: LocalCluster) -> None:
+    """Until the API server answers /readyz. A new cluster one of whose servers found its port taken starts
+    again on other ports (START_ATTEMPTS in all)."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         for process in cluster.processes:
             if process.poll() is not None:
+                bin_dir = None if cluster.was_ready else cluster.bin_dir
+                if bin_dir is not None and cluster.launches < START_ATTEMPTS and port_taken(cluster):
+                    cluster.terminate()
+                    launch_servers(cluster, bin_dir)
+                    break
                 raise RuntimeError(f"{cluster.name}: a server exited early; see {cluster.workdir}/*.log")
         if cluster.server_ca.exists():
             try:
@@ -261,6 +301,7 @@ def wait_ready(cluster: LocalCluster) -> None:
             except OSError:
                 status = 0
             if status == 200:
+                cluster.was_ready = True
                 return
         time.sleep(0.2)
     raise RuntimeError(f"{cluster.name}: API server not ready after {READY_TIMEOUT_SECONDS}s; see {cluster.workdir}")

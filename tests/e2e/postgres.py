@@ -20,6 +20,13 @@ from pathlib import Path
 DATABASE = "pulumi"
 USER = "pulumi"
 START_TIMEOUT_SECONDS = 60
+CONNECT_TIMEOUT_SECONDS = 5
+"""How long the CLI's driver (lib/pq, which honours `connect_timeout` in the URL) waits for a connection: without
+it, a server that accepts connections and never answers (wedged, or stopped with SIGSTOP) holds every command
+forever. A stopped server refuses at once either way."""
+HELD_WRITE = "istio_ca_held_write"
+HOLD_SECONDS = 600
+"""How long `writes_held` keeps a write waiting at most: longer than any test waits for it."""
 
 
 def binaries() -> Path:
@@ -42,7 +49,14 @@ class PostgresServer:
 
     @property
     def url(self) -> str:
-        return f"postgres://{USER}:{self.password}@127.0.0.1:{self.port}/{DATABASE}?sslmode=disable"
+        return (
+            f"postgres://{USER}:{self.password}@127.0.0.1:{self.port}/{DATABASE}"
+            f"?sslmode=disable&connect_timeout={CONNECT_TIMEOUT_SECONDS}"
+        )
+
+    def table_url(self, table: str) -> str:
+        """A backend of its own in the same database: Pulumi's `table` parameter names the table it keeps."""
+        return f"{self.url}&table={table}"
 
     @property
     def data(self) -> Path:
@@ -55,6 +69,9 @@ class PostgresServer:
         )
 
     def start(self) -> None:
+        """Start the server and wait until it accepts connections; a running server is left as it is."""
+        if (self.data / "postmaster.pid").exists():
+            return
         log = self.directory / "server.log"
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off"
         self._run(str(binaries() / "pg_ctl"), "start", "-w", "-D", str(self.data), "-l", str(log), "-o", options)
@@ -81,6 +98,35 @@ class PostgresServer:
             statement,
         )
         return done.stdout.strip()
+
+    @contextmanager
+    def writes_held(self, table: str, key_suffix: str, once_it_holds: str) -> Iterator[None]:
+        """Each write to the backend object whose key ends with `key_suffix` waits in the server once the object
+        holds `once_it_holds` (the backend stores it as base64 in JSON): a `pulumi up` is caught between two
+        checkpoints, the first one holding that text committed, for as long as a test needs. On the way out
+        the waiting write is aborted (never committed) and nothing is held any more."""
+        suffix, text = key_suffix.replace("'", "''"), once_it_holds.replace("'", "''")
+        self.sql(
+            f"CREATE FUNCTION {HELD_WRITE}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF position('{text}' IN convert_from(decode(OLD.data->>'data', 'base64'), 'UTF8')) > 0 THEN "
+            f"PERFORM pg_sleep({HOLD_SECONDS}); END IF; RETURN NEW; END $$; "
+            f"CREATE TRIGGER {HELD_WRITE} BEFORE UPDATE ON {table} FOR EACH ROW "
+            f"WHEN (OLD.key LIKE '%{suffix}') EXECUTE FUNCTION {HELD_WRITE}()"
+        )
+        try:
+            yield
+        finally:
+            # No write waits from here on, then the waiting one ends (so nothing holds the table the DROP locks).
+            self.sql(
+                f"CREATE OR REPLACE FUNCTION {HELD_WRITE}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RETURN NEW; END $$"
+            )
+            self.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
+            self.sql(f"DROP TRIGGER {HELD_WRITE} ON {table}; DROP FUNCTION {HELD_WRITE}()")
+
+    def write_held(self) -> bool:
+        """Whether a write waits in `writes_held`."""
+        return self.sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") != "0"
 
     def database_bytes(self) -> int:
         """The database's size on disk: what the backend holds, with its indexes."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
 
 
 def descendants(pid: int) -> list[int]:
@@ -23,3 +26,16 @@ def descendants(pid: int) -> list[int]:
         found.append(current)
         todo.extend(parents.get(current, []))
     return found
+
+
+@contextlib.contextmanager
+def reaped(pid: int) -> Iterator[None]:
+    """Every process beneath `pid` now is SIGKILLed on the way out: a CLI killed outright cannot stop its providers
+    (a kubernetes provider outlived one), and nothing may outlive a test."""
+    started = descendants(pid)
+    try:
+        yield
+    finally:
+        for child in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -101,7 +101,7 @@ class Workspace:
     def run(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """One CLI command; `stdin` (e.g. a secret config value) is never recorded."""
         result = subprocess.run(
-            ["pulumi", *args, "--stack", self.stack, "--non-interactive", "--color", "never"],
+            self._command(args),
             cwd=self.directory,
             env=self.env,
             input=stdin,
@@ -109,15 +109,40 @@ class Workspace:
             text=True,
             timeout=COMMAND_TIMEOUT_SECONDS,
         )
-        transcript = f"$ pulumi {' '.join(args)}\n{result.stdout}\n{result.stderr}"
-        self.transcripts.append(transcript)
-        AUDIT.transcripts.append(transcript)
         AUDIT.remember(stdin)
-        # Checked here, for every command, so no test can forget it.
-        assert "PRIVATE KEY" not in transcript, "a private key reached the CLI output"
+        transcript = self._record(" ".join(args), f"{result.stdout}\n{result.stderr}")
         if check and result.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed ({result.returncode}):\n{transcript[-4000:]}")
         return result
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """One CLI command in the background, in its own process group as a terminal runs it; `finish` waits."""
+        return subprocess.Popen(
+            self._command(args),
+            cwd=self.directory,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+    def finish(self, process: subprocess.Popen[str], timeout: float = COMMAND_TIMEOUT_SECONDS) -> str:
+        """Everything a command `start` began printed, once it ended, recorded and checked as `run` does."""
+        output, _ = process.communicate(timeout=timeout)
+        self._record(" ".join(cast(list[str], process.args)[1:]), output)
+        return output
+
+    def _command(self, args: tuple[str, ...]) -> list[str]:
+        return ["pulumi", *args, "--stack", self.stack, "--non-interactive", "--color", "never"]
+
+    def _record(self, command: str, output: str) -> str:
+        transcript = f"$ pulumi {command}\n{output}"
+        self.transcripts.append(transcript)
+        AUDIT.transcripts.append(transcript)
+        # Checked here, for every command, so no test can forget it.
+        assert "PRIVATE KEY" not in transcript, "a private key reached the CLI output"
+        return transcript
 
     def config(self) -> dict[str, Any]:
         """The stack's `istio-ca:` config as written (secrets still encrypted)."""

@@ -5,7 +5,6 @@ The README's "Failure and recovery" section gives the commands these tests run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.local_cluster import LocalCluster
-from tests.e2e.processes import descendants
+from tests.e2e.processes import reaped
 from tests.e2e.pulumi_cli import Workspace
 from tests.e2e.stacks import FAST_KEYS, namespaced_workspace
 from tests.x509_checks import check_cacerts_chain, load_certificates
@@ -78,19 +77,6 @@ def test_a_cluster_that_is_down_fails_alone_and_converges_when_back(
     workspace.destroy()
 
 
-def start_up(workspace: Workspace) -> subprocess.Popen[str]:
-    """`pulumi up` in its own process group, as a terminal runs it."""
-    return subprocess.Popen(
-        ["pulumi", "up", "--yes", "--skip-preview", "--stack", workspace.stack, "--non-interactive"],
-        cwd=workspace.directory,
-        env=workspace.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def wait_for_keys_in_progress(workspace: Workspace, process: subprocess.Popen[str]) -> None:
     """Until the engine has begun creating keys (a `pulumi up` has written its first resources)."""
     deadline = time.monotonic() + INTERRUPT_WAIT_SECONDS
@@ -114,17 +100,12 @@ def test_an_interrupted_up_converges_with_the_readme_recovery_commands(
     namespace = f"istio-{how.name.lower()}"
     # RSA 4096 keys, so the interruption lands while keys are being generated.
     workspace = namespaced_workspace(pulumi_env, clusters, tmp_path_factory, namespace)
-    process = start_up(workspace)
+    process = workspace.start("up", "--yes", "--skip-preview")
     wait_for_keys_in_progress(workspace, process)
-    started = descendants(process.pid)
-    os.killpg(process.pid, how)
-    output, _ = process.communicate(timeout=INTERRUPT_WAIT_SECONDS)
-    # A CLI killed outright cannot stop its providers (a kubernetes provider outlived it): nothing may outlive the test.
-    for pid in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    with reaped(process.pid):
+        os.killpg(process.pid, how)
+        output = workspace.finish(process, timeout=INTERRUPT_WAIT_SECONDS)
     assert process.returncode != 0
-    workspace.transcripts.append(output)
     assert "Traceback" not in output
 
     # The README's recovery: the state's metadata file a kill may have left empty, then release a lock left by
