@@ -245,6 +245,9 @@ def measure(command: Sequence[str], cwd: Path, env: dict[str, str], limit: float
         os.killpg(process.pid, signal.SIGKILL)
         output, _ = process.communicate()
         finished = False
+    except BaseException:  # the benchmark itself stopped: its own session would outlive it
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
     seconds, busy = time.perf_counter() - started, _machine_busy() - busy_before
     done.set()
     sampler.join()
