@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
-from tests.e2e.processes import descendants
+from tests.e2e.processes import descendants, kill_tree
 from tests.e2e.pulumi_cli import Toolchain, Workspace, new_workspace, scratch_environment
 from tests.makefile import makefile_commands
 
@@ -242,11 +241,11 @@ def measure(command: Sequence[str], cwd: Path, env: dict[str, str], limit: float
     try:
         output, _ = process.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_tree(process.pid)
         output, _ = process.communicate()
         finished = False
-    except BaseException:  # the benchmark itself stopped: its own session would outlive it
-        os.killpg(process.pid, signal.SIGKILL)
+    except BaseException:  # the benchmark itself stopped: the command's processes would outlive it
+        kill_tree(process.pid)
         raise
     seconds, busy = time.perf_counter() - started, _machine_busy() - busy_before
     done.set()
@@ -330,9 +329,9 @@ def cluster_names(clusters: int) -> list[str]:
     return [f"c{index:02d}" for index in range(clusters)]
 
 
-def pulumi(workspace: Workspace, *args: str, env: dict[str, str] | None = None) -> Sample:
+def pulumi(workspace: Workspace, *args: str, env: dict[str, str] | None = None, limit: float | None = None) -> Sample:
     command = ["pulumi", *args, "--stack", workspace.stack, "--non-interactive", "--color", "never"]
-    return measure(command, workspace.directory, workspace.env | (env or {}))
+    return measure(command, workspace.directory, workspace.env | (env or {}), limit=limit)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+import yaml
 from pulumi import automation as auto
 
 PKI_EXCHANGE = "istioCaPki"
@@ -34,6 +35,7 @@ MAX_ROUNDS = 6
 """Three phases, each possibly after a round that brings a cluster back to the phase it missed."""
 ENDED = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
 HOLDER = re.compile(r"rootRotation\.phase '[\w-]+' waits for ([^\s,:]+)")
+SECRETS_SETTINGS = ("secretsprovider", "encryptedkey", "encryptionsalt")
 
 
 class FleetError(Exception):
@@ -115,8 +117,9 @@ def run_fleet(stacks: Stacks, pki_stack: str, parallel: int, out: TextIO, lock_w
     names = stacks.clusters()
     summary = Summary(pki_stack=pki_stack, clusters=names, parallel=parallel, wanted_phase=stacks.wanted_phase())
     unchanged_rounds = 0
+    summary.applied_phase = stacks.applied_phase()
     for round_number in range(1, MAX_ROUNDS + 1):
-        before = stacks.applied_phase()
+        before = summary.applied_phase
         _step(stacks, "requests", round_number, names, parallel, out, summary, lock_wait)
         (sign,) = _step(stacks, "sign", round_number, [pki_stack], 1, out, summary, lock_wait, pki=True)
         _step(stacks, "install", round_number, names, parallel, out, summary, lock_wait)
@@ -180,8 +183,8 @@ def _up_with_one_retry(stacks: Stacks, name: str, pki: bool, lock_wait: float) -
 
 class AutomationStacks:
     """The stacks through Pulumi's Automation API: the PKI stack `pki_stack` of the project in `pki_dir`, a
-    stack per cluster of the project in `cluster_dir` (made when missing, with `pkiStack` when it is not
-    the default)."""
+    stack per cluster of the project in `cluster_dir` (made when missing, on the PKI stack's passphrase salt,
+    with `pkiStack` when it is not the default)."""
 
     def __init__(self, pki_dir: Path, cluster_dir: Path, pki_stack: str) -> None:
         self._command = auto.PulumiCommand(skip_version_check=True)  # the CLI on PATH, as for `pulumi up`
@@ -194,6 +197,10 @@ class AutomationStacks:
                 "(see the README's split layout)"
             ) from None
         self._pki_project = self._pki.workspace.project_settings().name
+        try:  # the passphrase provider's salt; none with another secrets provider
+            self._pki_salt = self._pki.workspace.stack_settings(pki_stack).encryption_salt
+        except FileNotFoundError:
+            self._pki_salt = None
 
     def _options(self) -> auto.LocalWorkspaceOptions:
         return auto.LocalWorkspaceOptions(pulumi_command=self._command)
@@ -227,6 +234,8 @@ class AutomationStacks:
         try:
             return auto.select_stack(name, work_dir=work_dir, opts=self._options()), False
         except auto.StackNotFoundError:
+            if self._pki_salt:
+                share_encryption_salt(self._cluster_dir / f"Pulumi.{name}.yaml", self._pki_salt)
             stack = auto.create_stack(name, work_dir=work_dir, opts=self._options())
             if self._pki_stack_name != "prod":
                 stack.set_config("pkiStack", auto.ConfigValue(self._pki_stack_name))
@@ -257,6 +266,28 @@ class AutomationStacks:
             created=created,
             warnings=_warnings(result.stdout),
         )
+
+
+def share_encryption_salt(stack_file: Path, salt: str) -> bool:
+    """Give a new stack's file the passphrase salt `salt`, unless the file names secrets settings of its own (or
+    has a layout no key can be put first in); whether it did. The PKI stack reads every cluster stack's outputs
+    at each run, and Pulumi's passphrase provider derives a key (PBKDF2, 1,000,000 rounds: about 0.3 s of CPU)
+    once per distinct salt. Cluster stacks on the PKI stack's salt cost it none."""
+    if not stack_file.exists():
+        stack_file.write_text(f"encryptionsalt: {salt}\n")
+        return True
+    text = stack_file.read_text()
+    salted = f"encryptionsalt: {salt}\n{text}"  # first, so the file's own lines and comments stay as written
+    try:
+        document, salted_document = yaml.safe_load(text) or {}, yaml.safe_load(salted)
+    except yaml.YAMLError:
+        return False
+    if not isinstance(document, dict) or any(key in document for key in SECRETS_SETTINGS):
+        return False
+    if salted_document != {**document, "encryptionsalt": salt}:  # a document marker, a flow mapping
+        return False
+    stack_file.write_text(salted)
+    return True
 
 
 GENERIC_ERRORS = ("update failed", "preview failed", "an unhandled error occurred")

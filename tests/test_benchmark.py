@@ -3,7 +3,9 @@ whole process tree, and the report holds each figure against its target. No timi
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,23 @@ def test_measure_sees_the_cpu_and_memory_of_the_whole_process_tree(tmp_path: Pat
     assert sample.cpu["other"] >= 0.4  # the grandchild's, read before it exited
     assert sample.peak_rss >= 64 * 2**20 and sample.peak_pss >= 64 * 2**20
     assert sample.processes["other"] == 2
+
+
+def test_a_command_past_its_limit_is_stopped_with_a_child_in_a_process_group_of_its_own(tmp_path: Path) -> None:
+    # As the CLI starts its plugins: in their own process group, which killing the command's group would miss.
+    child = tmp_path / "child.pid"
+    parent = (
+        "import os, subprocess, sys, time\n"
+        "plugin = subprocess.Popen(['sleep', '300'], process_group=0)\n"
+        f"open({str(child)!r}, 'w').write(str(plugin.pid)); time.sleep(300)"
+    )
+    sample = measure([sys.executable, "-c", parent], tmp_path, {}, limit=1.0)
+    assert sample.finished is False and sample.seconds < 60
+    pid = int(child.read_text())
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):  # gone once its parent, now init, has reaped it
+            os.kill(pid, 0)
+            time.sleep(0.05)
 
 
 def test_a_failing_command_is_an_error_with_its_output(tmp_path: Path) -> None:

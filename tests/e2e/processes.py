@@ -28,6 +28,13 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid` and every process beneath it, its plugins too: they run in process groups of their own."""
+    for process in descendants(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process, signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def reaped(pid: int) -> Iterator[None]:
     """Every process beneath `pid` now is SIGKILLed on the way out: a CLI killed outright cannot stop its providers

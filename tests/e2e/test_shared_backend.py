@@ -137,6 +137,12 @@ def test_the_driver_brings_up_the_split_layout_on_postgres_then_changes_nothing(
     assert [run["step"] for run in summary["runs"]] == ["requests"] * 3 + ["sign"] + ["install"] * 3
     assert summary["ok"] is True and summary["failed"] == []
     assert postgres.sql("SELECT count(*) FROM pulumi_state WHERE key LIKE '%/stacks/%.json'") == "4"
+    # Each stack the driver made shares the PKI stack's passphrase salt: the PKI derives one key, not one per cluster.
+    salt = yaml.safe_load((fleet.pki.directory / "Pulumi.prod.yaml").read_text())["encryptionsalt"]
+    for name in CLUSTERS:
+        assert yaml.safe_load((fleet.cluster_dir / f"Pulumi.{name}.yaml").read_text())["encryptionsalt"] == salt
+        checkpoint = json.loads(Workspace(fleet.cluster_dir, name, fleet.pki.env).export())
+        assert checkpoint["deployment"]["secrets_providers"] == {"type": "passphrase", "state": {"salt": salt}}
 
     code, report, summary = fleet.drive()
     assert code == 0, report
