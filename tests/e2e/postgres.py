@@ -24,6 +24,10 @@ CONNECT_TIMEOUT_SECONDS = 5
 """How long the CLI's driver (lib/pq, which honours `connect_timeout` in the URL) waits for a connection: without
 it, a server that accepts connections and never answers (wedged, or stopped with SIGSTOP) holds every command
 forever. A stopped server refuses at once either way."""
+START_ATTEMPTS = 3
+"""A port `_free_port` found may be taken before the server binds it (by another worker's API server): the
+server then starts on another."""
+PORT_TAKEN = "Address already in use"
 HELD_WRITE = "istio_ca_held_write"
 HOLD_SECONDS = 600
 """How long `writes_held` keeps a write waiting at most: longer than any test waits for it."""
@@ -168,13 +172,26 @@ def postgres_server() -> Iterator[PostgresServer]:
             "--no-sync",
         )
         password_file.unlink()
-        server.start()
+        _start_on_a_free_port(server)
         _wait_accepting(server)
         server._run(str(binaries() / "createdb"), "-h", str(directory), "-p", str(server.port), "-U", USER, DATABASE)
         yield server
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _start_on_a_free_port(server: PostgresServer) -> None:
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            server.start()
+            return
+        except subprocess.CalledProcessError:
+            log = server.directory / "server.log"
+            if attempt == START_ATTEMPTS or PORT_TAKEN not in (log.read_text() if log.exists() else ""):
+                raise
+            log.unlink()  # its next start's log says only what that start met
+            server.port = _free_port()
 
 
 def _wait_accepting(server: PostgresServer) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +22,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tests.e2e import postgres as postgres_module
 from tests.e2e.leak_audit import AUDIT
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.postgres import PostgresServer, postgres_server
@@ -348,3 +350,16 @@ def test_the_pki_stack_reads_more_cluster_stacks_than_the_engines_postgres_pool_
     assert preview.returncode == 0, output
     for name in names:
         assert f"{name}: stack organization/mesh-cluster/{name} has not run yet: run it, then this stack" in output
+
+
+def test_a_server_whose_port_is_taken_before_it_binds_starts_on_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as holder:  # another worker's API server on the port the probe found free
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        found = iter([taken])
+        free_port = postgres_module._free_port
+        monkeypatch.setattr(postgres_module, "_free_port", lambda: next(found, None) or free_port())
+        with postgres_server() as server:
+            assert server.port != taken
+            assert server.sql("SELECT current_user") == "pulumi"
