@@ -62,7 +62,8 @@ def descendants(resources: Mapping[str, Any], component_urn: str) -> dict[str, A
 
 def _read_checkpoint(token: str, argument: str) -> dict[str, Any]:
     this_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    for attempt in range(1, CHECKPOINT_READ_ATTEMPTS):
+    attempt = 1
+    while True:
         try:
             return _invoke_outputs(token, {argument: this_stack})
         except Exception as error:
@@ -70,10 +71,12 @@ def _read_checkpoint(token: str, argument: str) -> dict[str, Any]:
             # atomically but truncates and rewrites its `.attrs` sidecar in place, and a read that meets that
             # fails with the backend's `failed to load checkpoint: ...`. The invoke's error reaches the
             # program and can be caught (tests/e2e/test_invoke_errors.py), so the read is tried again.
-            if "failed to load checkpoint" not in str(error):
-                raise
-            time.sleep(0.1 * attempt)
-    return _invoke_outputs(token, {argument: this_stack})
+            if "failed to load checkpoint" in str(error) and attempt < CHECKPOINT_READ_ATTEMPTS:
+                time.sleep(0.1 * attempt)
+                attempt += 1
+                continue
+            # Any other failure (a database gone mid-run) is the backend's reason in one line, not our traceback.
+            raise pulumi.RunError(f"cannot read stack {this_stack}'s last state from the backend: {error}") from None
 
 
 def _invoke_outputs(token: str, args: dict[str, str]) -> dict[str, Any]:
