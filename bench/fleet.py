@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -72,6 +73,10 @@ class Run:
     wal_bytes: dict[str, int] = field(default_factory=dict)
     backend_bytes: int = 0
     pki_state_bytes: int = 0
+    pki_state_parts: dict[str, int] = field(default_factory=dict)
+    """The PKI stack's checkpoint as the backend stores it (compact JSON), by what holds the bytes."""
+    certificate_copies: int = 0
+    """How many times the PKI stack's checkpoint holds one cluster's intermediate certificate."""
     cluster_state_bytes: int = 0
 
     @property
@@ -169,7 +174,9 @@ class Bench:
             run.wal_bytes[round_name] = backend.wal_since(wal)
             run.stack_seconds[round_name] = _median_seconds(json.loads(summary.read_text()))
         run.backend_bytes = backend.size()
-        run.pki_state_bytes = len(pki.export())
+        export = pki.export()
+        run.pki_state_bytes = len(export)
+        run.pki_state_parts, run.certificate_copies = state_breakdown(export)
         member = Workspace(cluster_dir, names[-1], env)
         run.cluster_state_bytes = len(member.export())
         if rounds:  # each kind of stack's unchanged run, alone on the machine: the median of three
@@ -204,6 +211,30 @@ class Bench:
         run.backend_bytes = backend.size()
         self.runs.append(run)
         return run
+
+
+STATE_HOLDERS = {
+    "tls:index/locallySignedCert:LocallySignedCert": "the intermediates' certificates",
+    "istio-ca:index:MeshPKI": "the MeshPKI component",
+    "pulumi:pulumi:Stack": "the stack",
+}
+STATE_FIELDS = {"inputs": "inputs", "outputs": "outputs", "stackTrace": "source positions"}
+
+
+def state_breakdown(export: str) -> tuple[dict[str, int], int]:
+    """A checkpoint's bytes as its backend stores them (compact JSON) by resource kind and field, and how many
+    times it holds its first intermediate certificate."""
+    resources = json.loads(export)["deployment"]["resources"]
+    parts: Counter[str] = Counter()
+    for resource in resources:
+        holder = STATE_HOLDERS.get(resource["type"], "the root and the rest")
+        for key, value in resource.items():
+            parts[f"{holder}: {STATE_FIELDS.get(key, 'other fields')}"] += len(json.dumps(value, separators=(",", ":")))
+    certificates = [r for r in resources if r["type"] in STATE_HOLDERS and "certPem" in (r.get("outputs") or {})]
+    if not certificates:
+        return dict(parts), 0
+    body = certificates[0]["outputs"]["certPem"].splitlines()[1]  # a line of base64 no other certificate shares
+    return dict(parts), export.count(body)
 
 
 def median_of(times: int, run: Callable[[], Sample]) -> Sample:
@@ -270,6 +301,11 @@ def describe(run: Run) -> str:
         lines.append(f"  {name:<36} {seconds}  PSS {memory}{wal}" + (f"  (median {per_stack})" if per_stack else ""))
     states = f", PKI state {run.pki_state_bytes} bytes" if run.pki_state_bytes else ""
     states += f", a cluster stack's {run.cluster_state_bytes} bytes" if run.cluster_state_bytes else ""
+    if run.pki_state_parts:
+        parts = sorted(run.pki_state_parts.items(), key=lambda part: -part[1])
+        per_cluster = ", ".join(f"{part} {size / run.clusters / 1024:.2f}" for part, size in parts)
+        states += f"\n  PKI state per cluster (KB, compact JSON): {per_cluster}"
+        states += f"; one intermediate certificate held {run.certificate_copies} times"
     lines.append(f"  backend {run.backend_bytes / BYTES_PER_MB:.1f} MB{states}")
     return "\n".join(lines)
 

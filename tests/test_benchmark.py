@@ -3,6 +3,7 @@ whole process tree, and the report holds each figure against its target. No timi
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from bench.benchmark import (
     ratios,
     verdicts,
 )
+from bench.fleet import state_breakdown
 from istio_ca.profiles import INTERMEDIATE_CA, ROOT_CA
 from tests.x509_checks import check_path_length, expected_extensions
 
@@ -132,4 +134,35 @@ def test_a_profiled_sample_is_charged_to_its_innermost_known_frame() -> None:
         "istio-ca": 3,
         "imports": 2,
         "Python runtime (asyncio, threads)": 1,
+    }
+
+
+def test_the_state_breakdown_counts_each_holders_bytes_and_every_copy_of_a_certificate() -> None:
+    certificate = "-----BEGIN CERTIFICATE-----\nMIIB4jCCAYigAwIBAgIQJ25pvQfncjo1\nMIIBhDCC\n-----END CERTIFICATE-----\n"
+    signed = {
+        "type": "tls:index/locallySignedCert:LocallySignedCert",
+        "inputs": {"certRequestPem": "csr"},
+        "outputs": {"certPem": certificate, "certRequestPem": "csr"},
+        "stackTrace": [{"sourcePosition": "project:///__main__.py#27"}],
+    }
+    component = {"type": "istio-ca:index:MeshPKI", "outputs": {"clusters": {"east": {"certPem": certificate}}}}
+    stack = {"type": "pulumi:pulumi:Stack", "outputs": {"istioCaPki": {"east": certificate + certificate}}}
+    export = json.dumps({"version": 3, "deployment": {"resources": [stack, component, signed]}}, indent=4)
+    parts, copies = state_breakdown(export)
+    assert copies == 4
+    compact = len(json.dumps(signed["outputs"], separators=(",", ":")))
+    assert parts["the intermediates' certificates: outputs"] == compact
+    assert parts["the intermediates' certificates: source positions"] == len(
+        '[{"sourcePosition":"project:///__main__.py#27"}]'
+    )
+    assert parts["the MeshPKI component: outputs"] == len(json.dumps(component["outputs"], separators=(",", ":")))
+    assert set(parts) == {
+        "the stack: other fields",
+        "the stack: outputs",
+        "the MeshPKI component: other fields",
+        "the MeshPKI component: outputs",
+        "the intermediates' certificates: other fields",
+        "the intermediates' certificates: inputs",
+        "the intermediates' certificates: outputs",
+        "the intermediates' certificates: source positions",
     }
