@@ -142,7 +142,10 @@ class ProcessTree:
         if pid not in self.kinds:
             arguments = _read(f"/proc/{pid}/cmdline").split("\0")
             names = [Path(argument).name for argument in arguments[:2]]
-            self.kinds[pid] = next((KINDS[n] for n in reversed(names) if n in KINDS), "other")
+            kind = next((KINDS[n] for n in reversed(names) if n in KINDS), "other")
+            if kind == "other":  # maybe forked and not yet exec'd (it reads as its parent): look again next time
+                return kind
+            self.kinds[pid] = kind
         return self.kinds[pid]
 
     def engine_of(self, pid: int, parents: dict[int, int]) -> int:

@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from bench import benchmark
 from bench.benchmark import (
     BASELINE,
     GO_KEYS_ALL_CORES,
@@ -166,3 +167,13 @@ def test_the_state_breakdown_counts_each_holders_bytes_and_every_copy_of_a_certi
         "the intermediates' certificates: outputs",
         "the intermediates' certificates: source positions",
     }
+
+
+def test_a_process_seen_before_its_exec_is_known_by_what_it_execs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Between fork and exec a child reads as its parent (here the benchmark's Python); after, as the CLI.
+    cmdlines = iter([f"{sys.executable}\0-m\0bench.fleet\0", "/opt/toolchain/pulumi\0up\0--yes\0"])
+    monkeypatch.setattr(benchmark, "_read", lambda path: next(cmdlines) if path.endswith("/cmdline") else "")
+    tree = benchmark.ProcessTree(root=4242)
+    assert tree.kind(4242) == "other"
+    assert tree.kind(4242) == "engine"
+    assert tree.kind(4242) == "engine"  # known from then on, after it exits too
