@@ -38,8 +38,9 @@ def read_exchange(stack: str, output: str) -> dict[str, Any] | None:
 
 def read_exchanges(stacks: Sequence[str], output: str) -> list[dict[str, Any] | None]:
     """read_exchange of each stack, in order, up to reads_at_once() reads running at once: the engine takes
-    about a quarter of a second to read another stack's outputs, so one after another they would be most of
-    a large PKI stack's run."""
+    up to a third of a second to read another stack's outputs (most of it deriving that stack's passphrase
+    key, unless its salt is one the engine derived already), so one after another they would be most of a
+    large PKI stack's run."""
     gate = asyncio.Semaphore(reads_at_once())
 
     async def read(stack: str) -> Any:

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.e2e.local_cluster import PORT_TAKEN, START_ATTEMPTS, free_ports
+
 DATABASE = "pulumi"
 USER = "pulumi"
 START_TIMEOUT_SECONDS = 60
@@ -24,10 +26,6 @@ CONNECT_TIMEOUT_SECONDS = 5
 """How long the CLI's driver (lib/pq, which honours `connect_timeout` in the URL) waits for a connection: without
 it, a server that accepts connections and never answers (wedged, or stopped with SIGSTOP) holds every command
 forever. A stopped server refuses at once either way."""
-START_ATTEMPTS = 3
-"""A port `_free_port` found may be taken before the server binds it (by another worker's API server): the
-server then starts on another."""
-PORT_TAKEN = "Address already in use"
 HELD_WRITE = "istio_ca_held_write"
 HOLD_SECONDS = 600
 """How long `writes_held` keeps a write waiting at most: longer than any test waits for it."""
@@ -137,12 +135,6 @@ class PostgresServer:
         return int(self.sql(f"SELECT pg_database_size('{DATABASE}')"))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     """A fresh server with one database and a password user (the postgres:// backend logs in with it), in a
@@ -153,7 +145,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     if owner is not None:
         entry = pwd.getpwnam(owner)
         os.chown(directory, entry.pw_uid, entry.pw_gid)
-    server = PostgresServer(directory=directory, port=_free_port(), password=secrets.token_hex(16), owner=owner)
+    server = PostgresServer(directory=directory, port=free_ports(1)[0], password=secrets.token_hex(16), owner=owner)
     try:
         password_file = directory / "password"
         password_file.write_text(server.password)
@@ -182,16 +174,17 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 def _start_on_a_free_port(server: PostgresServer) -> None:
+    """As the API servers do (local_cluster): a port found free may be taken before the server binds it."""
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
             server.start()
             return
         except subprocess.CalledProcessError:
             log = server.directory / "server.log"
-            if attempt == START_ATTEMPTS or PORT_TAKEN not in (log.read_text() if log.exists() else ""):
+            if attempt == START_ATTEMPTS or PORT_TAKEN not in (log.read_text().lower() if log.exists() else ""):
                 raise
             log.unlink()  # its next start's log says only what that start met
-            server.port = _free_port()
+            server.port = free_ports(1)[0]
 
 
 def _wait_accepting(server: PostgresServer) -> None:

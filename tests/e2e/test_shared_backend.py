@@ -22,9 +22,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tests.e2e import postgres as postgres_module
 from tests.e2e.leak_audit import AUDIT
-from tests.e2e.local_cluster import LocalCluster
+from tests.e2e.local_cluster import LocalCluster, free_ports
 from tests.e2e.postgres import PostgresServer, postgres_server
 from tests.e2e.processes import reaped
 from tests.e2e.pulumi_cli import COMMAND_TIMEOUT_SECONDS, Workspace, copy_program, new_workspace, printed
@@ -357,9 +356,8 @@ def test_a_server_whose_port_is_taken_before_it_binds_starts_on_another(monkeypa
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
-        found = iter([taken])
-        free_port = postgres_module._free_port
-        monkeypatch.setattr(postgres_module, "_free_port", lambda: next(found, None) or free_port())
+        found = iter([[taken]])
+        monkeypatch.setattr("tests.e2e.postgres.free_ports", lambda count: next(found, None) or free_ports(count))
         with postgres_server() as server:
             assert server.port != taken
             assert server.sql("SELECT current_user") == "pulumi"
