@@ -6,6 +6,17 @@ installs as `istio_ca`; it is imported under that one name everywhere (the progr
 """
 
 from istio_ca.cluster_ca import ClusterCA, ClusterCAArgs, HostCluster
+from istio_ca.config_schema import (
+    ClusterConfig,
+    ExistingRootConfig,
+    IntermediateConfig,
+    KeyAlgorithm,
+    MeshConfig,
+    RootConfig,
+    RootRotationConfig,
+    RootRotationPhase,
+    WorkloadConfig,
+)
 from istio_ca.existing_root import ExistingRoot, ExistingRootArgs
 from istio_ca.mesh_ca import MeshCA, MeshCAArgs
 from istio_ca.mesh_member import MeshMember, MeshMemberArgs
@@ -19,20 +30,29 @@ __version__ = "0.4.0"
 __all__ = [
     "ClusterCA",
     "ClusterCAArgs",
+    "ClusterConfig",
     "ConfigError",
     "ExistingRoot",
     "ExistingRootArgs",
+    "ExistingRootConfig",
     "HostCluster",
+    "IntermediateConfig",
+    "KeyAlgorithm",
     "MeshCA",
     "MeshCAArgs",
+    "MeshConfig",
     "MeshMember",
     "MeshMemberArgs",
     "MeshPKI",
     "MeshPKIArgs",
     "RootCA",
     "RootCAArgs",
+    "RootConfig",
+    "RootRotationConfig",
+    "RootRotationPhase",
     "TrustedRootArgs",
     "WorkloadCerts",
     "WorkloadCertsArgs",
+    "WorkloadConfig",
     "__version__",
 ]

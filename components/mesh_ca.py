@@ -30,9 +30,11 @@ from istio_ca.cluster_trust import (
 )
 from istio_ca.component_args import cluster_ca_args
 from istio_ca.config import parse_settings, refuse_a_lowered_key_generation
+from istio_ca.config_schema import MeshConfig
 from istio_ca.existing_root import ExistingRoot
 from istio_ca.file_export import component_layout, export_when_applied, protect_render_directories
 from istio_ca.outputs import register_declared_outputs
+from istio_ca.plain_values import plain_mesh
 from istio_ca.rotation import RootRotationState
 from istio_ca.rotation_gate import held_phase_output
 from istio_ca.settings import RootFromCluster, RootFromConfig, StackSettings
@@ -45,7 +47,7 @@ MESH_CA_TYPE = "istio-ca:index:MeshCA"
 class MeshCAArgs(TypedDict):
     """What the mesh is, and how the host stack reaches its clusters."""
 
-    mesh: Mapping[str, Any]
+    mesh: MeshConfig
     """The mesh, in the keys of the README's config table (what the program reads as `istio-ca:` config):
     `clusters` (required), `root`, `intermediate`, `workloads`, `existingRoot`, `rootRotation`, ..."""
     host_clusters: NotRequired[Mapping[str, HostCluster]]
@@ -92,7 +94,7 @@ class MeshCA(pulumi.ComponentResource):
     def __init__(self, name: str, args: MeshCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Every check comes before the component registers: a refused run leaves the state as it was.
         host = dict(args.get("host_clusters") or {})
-        settings = parse_settings(args["mesh"], frozenset(host))
+        settings = parse_settings(plain_mesh(args["mesh"]), frozenset(host))
         strangers = sorted(set(host) - {cluster.name for cluster in settings.clusters})
         if strangers:
             raise ConfigError(f"host_clusters: {strangers} are not among the clusters of the mesh")

@@ -21,11 +21,13 @@ from istio_ca.cluster_ca import HostCluster, cacerts_secret
 from istio_ca.cluster_trust import applied_trust, fingerprints, read_live_cacerts
 from istio_ca.component_args import cacerts_target_args, certificate_args
 from istio_ca.config import parse_settings
+from istio_ca.config_schema import MeshConfig
 from istio_ca.file_export import component_layout, export_when_applied, protect_render_directories
 from istio_ca.kube_api import Unreachable
 from istio_ca.mesh_pki import MESH_MEMBER_TYPE, PKI_EXCHANGE, PKI_ONLY
 from istio_ca.outputs import published_files, register_declared_outputs
 from istio_ca.pem import certificate_pem, certificates_in
+from istio_ca.plain_values import plain, plain_mesh
 from istio_ca.profiles import INTERMEDIATE_CA
 from istio_ca.settings import ClusterSettings, StackSettings
 from istio_ca.stack_exchange import read_exchange, text_at
@@ -36,7 +38,7 @@ from istio_ca.validation import ConfigError
 class MeshMemberArgs(TypedDict):
     """One cluster of a split layout, and where its PKI is."""
 
-    mesh: Mapping[str, Any]
+    mesh: MeshConfig
     """The cluster in MeshCA's keys: `clusters` with this one cluster (its kubeconfig, or none with
     `host_cluster`), and `intermediate` and `istioNamespace` as the PKI stack has them."""
     pki_stack: str
@@ -63,10 +65,10 @@ class MeshMember(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MeshMemberArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         host = args.get("host_cluster")
-        settings = _member_settings(name, args["mesh"], host)
+        settings = _member_settings(name, plain_mesh(args["mesh"]), host)
         cluster = settings.clusters[0]
         held = _held_key_generation(name, opts, cluster)
-        signed = _signed(name, args["pki_stack"], cluster, host)
+        signed = _signed(name, plain(args["pki_stack"], "pki_stack"), cluster, host)
 
         super().__init__(MESH_MEMBER_TYPE, name, None, opts)
         protect_render_directories([cluster])

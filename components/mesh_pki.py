@@ -17,10 +17,12 @@ from istio_ca.certificate import Root, pem_bundle, signed_request
 from istio_ca.certificate_checks import check_issued
 from istio_ca.component_args import certificate_args
 from istio_ca.config import parse_settings
+from istio_ca.config_schema import MeshConfig
 from istio_ca.expiry import renewal_opens
 from istio_ca.file_export import component_layout, export_when_applied
 from istio_ca.member_reports import expected_request, issued_certificates, read_member_reports, validity
 from istio_ca.outputs import register_declared_outputs
+from istio_ca.plain_values import plain, plain_mesh
 from istio_ca.profiles import INTERMEDIATE_CA
 from istio_ca.settings import ClusterSettings, StackSettings
 from istio_ca.validation import ConfigError
@@ -45,7 +47,7 @@ class _Signed:
 class MeshPKIArgs(TypedDict):
     """The mesh as the PKI sees it, and where each cluster's stack is."""
 
-    mesh: Mapping[str, Any]
+    mesh: MeshConfig
     """The mesh in MeshCA's keys: `root` or `existingRoot` (`certPem` and `keyPem`), `rootRotation`,
     `intermediate`, `istioNamespace`, `workloads`, and `clusters` by name (with their own `istioNamespace`
     or `intermediate` where they differ); no kubeconfig: this stack reaches no cluster."""
@@ -80,8 +82,8 @@ class MeshPKI(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MeshPKIArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Every request and report is read and checked before the component registers: a refusal changes nothing.
-        stacks = dict(args["cluster_stacks"])
-        settings = _pki_settings(args["mesh"], stacks)
+        stacks: dict[str, str] = plain(args["cluster_stacks"], "cluster_stacks")
+        settings = _pki_settings(plain_mesh(args["mesh"]), stacks)
         last = mesh_root.last_run(MESH_PKI_TYPE, name, opts)
         mesh_root.refuse_unsafe_root_changes(last, settings)
         issued = issued_certificates(sorted(stacks), last.memory.clusters, last.resources, MESH_PKI_TYPE)

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
+from pulumi.resource import DependencyResource
+
+from istio_ca.plain_values import plain
 
 CHECKPOINT_READ_ATTEMPTS = 10
 
@@ -31,9 +34,14 @@ def read_last_outputs() -> dict[str, Any]:
 def qualified_type(type_token: str, parent: pulumi.Resource | None) -> str:
     """The type part of a component's URN, as far as it can be known before registering it: its own type
     token, after its parent's when it has one (`parent-type$type`)."""
-    if parent is None or parent.pulumi_resource_type == "pulumi:pulumi:Stack":
+    if parent is None:
         return type_token
-    return f"{parent.pulumi_resource_type}${type_token}"
+    if isinstance(parent, DependencyResource):
+        # A served component's parent (the consumer's resource) is known by its URN alone.
+        parent_type, _ = _urn_parts(plain(parent.urn, "parent"))
+    else:
+        parent_type = parent.pulumi_resource_type
+    return type_token if parent_type == "pulumi:pulumi:Stack" else f"{parent_type}${type_token}"
 
 
 def _urn_parts(urn: str) -> tuple[str, str]:

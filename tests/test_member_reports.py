@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from istio_ca import MeshPKI, MeshPKIArgs
 from istio_ca.cluster_trust import ClusterTrust, fingerprint
 from istio_ca.config import parse_settings
+from istio_ca.config_schema import KeyAlgorithm, MeshConfig, RootRotationPhase
 from istio_ca.member_reports import MemberReports, expected_request, issued_certificates, read_member_reports
 from istio_ca.rotation import RootRotationState
 from istio_ca.settings import ClusterSettings
@@ -23,7 +24,7 @@ from istio_ca.stack_exchange import ExchangeError
 from tests.program import Recorder, fake_cert, use_mocks
 from tests.roots import make_intermediate, make_root
 
-MESH: dict[str, Any] = {"clusters": [{"name": "east"}], "intermediate": {"keyAlgorithm": "ECDSA"}}
+MESH: MeshConfig = {"clusters": [{"name": "east"}], "intermediate": {"keyAlgorithm": KeyAlgorithm.ECDSA}}
 EAST = parse_settings(MESH, frozenset({"east"})).clusters[0]
 STACK = "organization/mesh-cluster/east"
 WHERE = f"stack {STACK}, output istioCaMember.trust"
@@ -222,10 +223,10 @@ ROOT_CERT_URN = (
     "urn:pulumi:unit::istio-ca::istio-ca:index:MeshPKI$istio-ca:index:RootCA"
     "$tls:index/selfSignedCert:SelfSignedCert::{}"
 )
-TWO_CLUSTERS: dict[str, Any] = {
+TWO_CLUSTERS: MeshConfig = {
     "clusters": [{"name": "east"}, {"name": "west"}],
-    "intermediate": {"keyAlgorithm": "ECDSA"},
-    "rootRotation": {"phase": "switch"},
+    "intermediate": {"keyAlgorithm": KeyAlgorithm.ECDSA},
+    "rootRotation": {"phase": RootRotationPhase.SWITCH},
 }
 STACKS = {"east": STACK, "west": "organization/mesh-cluster/west"}
 

@@ -14,13 +14,14 @@ import pytest
 from istio_ca import HostCluster, MeshCA, MeshCAArgs
 from istio_ca import cacerts as cacerts_module
 from istio_ca.cacerts import CacertsError, LiveCacerts
+from istio_ca.config_schema import MeshConfig, RootRotationPhase
 from istio_ca.rotation import RootRotationState, RotationError
 from istio_ca.validation import ConfigError
 from tests.program import Recorder, run_program, use_mocks
 from tests.roots import make_intermediate, make_root
 from tests.test_cluster_trust import cacerts_files
 
-EAST = {"clusters": [{"name": "east"}]}
+EAST: MeshConfig = {"clusters": [{"name": "east"}]}
 
 
 def run_host(
@@ -114,7 +115,7 @@ class Infra(pulumi.ComponentResource):
         super().__init__("acme:index:Infra", "infra")
         self.mesh = MeshCA(
             "pki",
-            MeshCAArgs(mesh={**EAST, "rootRotation": {"phase": "switch"}}),
+            MeshCAArgs(mesh={**EAST, "rootRotation": {"phase": RootRotationPhase.SWITCH}}),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -191,7 +192,7 @@ def test_a_cluster_known_by_its_provider_alone_is_gated_by_its_recorded_cacerts(
 
     def switching() -> MeshCA:
         provider = k8s.Provider("east-host", enable_secret_mutable=True)
-        mesh = {**EAST, "rootRotation": {"phase": "switch"}}
+        mesh: MeshConfig = {**EAST, "rootRotation": {"phase": RootRotationPhase.SWITCH}}
         return MeshCA("mesh", MeshCAArgs(mesh=mesh, host_clusters={"east": HostCluster(provider=provider)}))
 
     recorder = run_host(switching, last_resources=last)
@@ -203,7 +204,7 @@ def test_a_cluster_known_by_its_provider_alone_is_gated_by_its_recorded_cacerts(
 def test_a_root_adopted_from_a_host_cluster_is_read_through_the_hosts_provider() -> None:
     def adopting() -> MeshCA:
         provider = k8s.Provider("east-host", enable_secret_mutable=True)
-        mesh = {**EAST, "existingRoot": {"fromCluster": "east"}}
+        mesh: MeshConfig = {**EAST, "existingRoot": {"fromCluster": "east"}}
         return MeshCA("mesh", MeshCAArgs(mesh=mesh, host_clusters={"east": HostCluster(provider=provider)}))
 
     recorder = use_mocks(preview=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -25,13 +25,14 @@ from istio_ca import HostCluster, MeshMember, MeshMemberArgs, MeshPKI, MeshPKIAr
 from istio_ca import cacerts as cacerts_module
 from istio_ca.cacerts import CacertsError, LiveCacerts, Target
 from istio_ca.certificate import pem_bundle
+from istio_ca.config_schema import MeshConfig
 from istio_ca.file_export import GIT_IGNORE_ALL
 from istio_ca.kube_api import Unreachable
 from istio_ca.validation import ConfigError
 from tests.program import Recorder, use_mocks
 from tests.roots import make_root, sign_certificate
 
-EAST: dict[str, Any] = {"clusters": [{"name": "east"}]}
+EAST: MeshConfig = {"clusters": [{"name": "east"}]}
 
 
 def refused(build: Any) -> str:
@@ -58,13 +59,13 @@ def refused(build: Any) -> str:
     ids=["workloads", "rotation", "root", "adopted root"],
 )
 def test_a_cluster_stack_refuses_what_belongs_to_the_pki(extra: dict[str, Any], message: str) -> None:
-    mesh = {**EAST, **extra}
+    mesh = cast(MeshConfig, {**EAST, **extra})
     message_given = refused(lambda: MeshMember("east", MeshMemberArgs(mesh=mesh, pki_stack="o/mesh-pki/prod")))
     assert message_given.startswith(message)
 
 
 def test_a_member_holds_its_own_cluster_only() -> None:
-    two = {"clusters": [{"name": "east"}, {"name": "west"}]}
+    two: MeshConfig = {"clusters": [{"name": "east"}, {"name": "west"}]}
     message = refused(lambda: MeshMember("east", MeshMemberArgs(mesh=two, pki_stack="organization/mesh-pki/prod")))
     assert message == "clusters: a MeshMember holds one cluster, 'east'"
 
@@ -77,7 +78,7 @@ def test_the_pki_signs_for_exactly_the_stacks_it_is_given_and_reaches_no_cluster
         "apiVersion: v1\nkind: Config\ncurrent-context: a\ncontexts: [{name: a, context: {cluster: a}}]\n"
         "clusters: [{name: a, cluster: {server: 'https://127.0.0.1:1'}}]\n"
     )
-    mesh = {"clusters": [{"name": "east", "kubeconfig": str(kubeconfig)}]}
+    mesh: MeshConfig = {"clusters": [{"name": "east", "kubeconfig": str(kubeconfig)}]}
     message = refused(lambda: MeshPKI("pki", MeshPKIArgs(mesh=mesh, cluster_stacks={"east": "o/p/east"})))
     assert message == "clusters: 'east' has a kubeconfig; the PKI stack reaches no cluster"
 
@@ -201,7 +202,7 @@ def test_a_rendered_member_protects_its_directory_on_up_before_a_key_is_written(
     directory = tmp_path / "rendered" / "east"
     directory.mkdir(parents=True)
     os.chmod(directory, 0o755)  # made by hand, readable by all
-    mesh = {"renderDirectory": str(tmp_path / "rendered"), "clusters": [{"name": "east"}]}
+    mesh: MeshConfig = {"renderDirectory": str(tmp_path / "rendered"), "clusters": [{"name": "east"}]}
     run_member(lambda: MeshMember("east", MeshMemberArgs(mesh=mesh, pki_stack=PKI)))
     if signed:  # the key goes there once the provider renders `cacerts`
         assert recorder.named("east-k8s").inputs["renderYamlToDirectory"] == str(directory)
@@ -219,7 +220,7 @@ def test_a_rendered_member_says_in_preview_that_its_bundle_cannot_be_checked(
     recorder = use_mocks(preview=True)
     root = make_root(ecdsa=True)
     signed_by(recorder, monkeypatch, Pki(signing=root, trusted=(root[0],)))
-    mesh = {"renderDirectory": str(tmp_path / "rendered"), "clusters": [{"name": "east"}]}
+    mesh: MeshConfig = {"renderDirectory": str(tmp_path / "rendered"), "clusters": [{"name": "east"}]}
     run_member(lambda: MeshMember("east", MeshMemberArgs(mesh=mesh, pki_stack=PKI)))
     assert "east-cacerts" in recorder.requests
     rendered = [line for line in warnings if "is rendered" in line]
@@ -236,7 +237,7 @@ def test_a_rendered_member_the_pki_has_not_signed_gives_no_bundle_warning(
     warnings = collect_warnings(monkeypatch)
     recorder = use_mocks(preview=True)
     recorder.other_stacks[PKI] = {}  # made, not run yet
-    mesh = {"renderDirectory": str(tmp_path / "rendered"), "clusters": [{"name": "east"}]}
+    mesh: MeshConfig = {"renderDirectory": str(tmp_path / "rendered"), "clusters": [{"name": "east"}]}
     run_member(lambda: MeshMember("east", MeshMemberArgs(mesh=mesh, pki_stack=PKI)))
     assert warnings == [f"east: stack {PKI} has not signed this cluster's request yet: run it next, then this stack"]
     assert "east-cacerts" not in recorder.requests
@@ -363,7 +364,7 @@ def test_the_pki_warns_of_an_intermediate_due_for_renewal(
 
 
 def test_the_pki_adopts_a_root_given_in_its_config_not_one_read_from_a_cluster() -> None:
-    mesh = {**EAST, "existingRoot": {"fromCluster": "east"}}
+    mesh: MeshConfig = {**EAST, "existingRoot": {"fromCluster": "east"}}
     message = refused(lambda: MeshPKI("pki", MeshPKIArgs(mesh=mesh, cluster_stacks={"east": "o/mesh-cluster/east"})))
     assert message == (
         "existingRoot.fromCluster: the PKI stack reaches no cluster; give the root as existingRoot.certPem "

@@ -20,13 +20,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from istio_ca import MeshPKI, MeshPKIArgs
 from istio_ca.certificate_checks import CertificateError
 from istio_ca.config import parse_settings
+from istio_ca.config_schema import KeyAlgorithm, MeshConfig
 from istio_ca.member_reports import expected_request, validity
 from tests.program import Recorder, unwrap_secret, use_mocks
 from tests.roots import make_root
 from tests.test_member_reports import csr_for
 from tests.test_mesh_member import drop_the_refused_run, private
 
-MESH: dict[str, Any] = {"clusters": [{"name": "east"}], "intermediate": {"keyAlgorithm": "ECDSA"}}
+MESH: MeshConfig = {"clusters": [{"name": "east"}], "intermediate": {"keyAlgorithm": KeyAlgorithm.ECDSA}}
 EAST = parse_settings(MESH, frozenset({"east"})).clusters[0]
 STACK = "o/mesh-cluster/east"
 STACKS = {"east": STACK}

@@ -3,12 +3,15 @@ backend ends the run with its reason in one line."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pulumi
 import pytest
+from pulumi.resource import DependencyResource
 
 from istio_ca import stack_state
+from istio_ca.stack_state import qualified_type
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +65,15 @@ def test_a_backend_gone_mid_run_is_one_line_naming_the_stack_and_the_reason(monk
     )
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
     assert asked == [{"stackName": "organization/mesh-cluster/east"}]  # not retried: it is not a torn read
+
+
+def test_a_served_component_finds_its_record_under_a_parent_known_by_urn_alone() -> None:
+    """Served from the package, a component's parent is a DependencyResource: only its URN is known."""
+
+    async def qualified(parent_urn: str) -> str:
+        return qualified_type("istio-ca:index:MeshCA", DependencyResource(parent_urn))
+
+    stack = asyncio.run(qualified("urn:pulumi:dev::infra::pulumi:pulumi:Stack::infra-dev"))
+    assert stack == "istio-ca:index:MeshCA"
+    nested = asyncio.run(qualified("urn:pulumi:dev::infra::acme:index:Platform::platform"))
+    assert nested == "acme:index:Platform$istio-ca:index:MeshCA"

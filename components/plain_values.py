@@ -1,0 +1,95 @@
+"""A component's description as the engine hands it over -> plain values, before any check reads them.
+
+Served from the component package (package/), a component gets its inputs as the engine sends them:
+integers as whole-number floats, enum members, and `Output`s nested wherever a value is a secret or
+comes from another resource, even where the schema says plain. MeshCA, MeshPKI and MeshMember check the
+whole description before they register anything, so every value must be known then; this module turns
+it into the plain dicts, lists, strings, numbers and booleans a Python caller passes.
+"""
+
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc
+
+from istio_ca.config_schema import ConfigPath
+from istio_ca.validation import ConfigError
+
+SECRET_PATHS: frozenset[ConfigPath] = frozenset({("existingRoot", "keyPem")})
+"""Where a secret may arrive: the one value istio-ca keeps secret. Any other value ends up in a certificate,
+an output or a file name, so a secret there would be published in plain text."""
+
+
+def plain_mesh(mesh: Any, key: str = "mesh") -> dict[str, Any]:
+    """The mesh with every value plain; a secret only where SECRET_PATHS allow one (it stays secret: the
+    components wrap `existingRoot.keyPem` as a secret wherever it goes)."""
+    value = plain(mesh, key)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be an object with the keys of the README's config table")
+    _refuse_secrets_outside(mesh, (), key)
+    return value
+
+
+def plain(value: Any, key: str) -> Any:
+    """`value` with each known Output and secret replaced by its value, enum members by theirs and whole-number floats
+    by ints; an unknown value is refused, naming `key` (its path)."""
+    return _plain(value, (), key)
+
+
+def _plain(value: Any, path: ConfigPath, key: str) -> Any:
+    if isinstance(value, pulumi.Output):
+        return _plain(_known(value, path, key)[0], path, key)
+    if rpc.is_rpc_secret(value):
+        return _plain(rpc.unwrap_rpc_secret(value), path, key)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {name: _plain(item, (*path, name), key) for name, item in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(item, (*path, index), key) for index, item in enumerate(value)]
+    return value
+
+
+def _known(output: pulumi.Output[Any], path: ConfigPath, key: str) -> tuple[Any, bool]:
+    """An Output's value and whether it is secret, when the engine sent it resolved (a component's inputs
+    arrive that way); else a clear refusal."""
+    # The SDK has no synchronous read; an input's data is a future the provider server already resolved.
+    data = output._data
+    if not data.done() or data.cancelled() or data.exception() is not None or not data.result().is_known:
+        raise ConfigError(
+            f"{_dotted(key, path)} is not known yet (it comes from a resource not created until `up`): the "
+            "mesh is checked whole before anything is created, so give values known at preview"
+        )
+    return data.result().value, data.result().is_secret
+
+
+def _refuse_secrets_outside(value: Any, path: ConfigPath, key: str) -> None:
+    if isinstance(value, pulumi.Output):
+        inner, secret = _known(value, path, key)
+        if secret and path not in SECRET_PATHS:
+            raise _published_secret(key, path)
+        _refuse_secrets_outside(inner, path, key)
+    elif rpc.is_rpc_secret(value):
+        if path not in SECRET_PATHS:
+            raise _published_secret(key, path)
+    elif isinstance(value, Mapping):
+        for name, item in value.items():
+            _refuse_secrets_outside(item, (*path, name), key)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        for index, item in enumerate(value):
+            _refuse_secrets_outside(item, (*path, index), key)
+
+
+def _published_secret(key: str, path: ConfigPath) -> ConfigError:
+    return ConfigError(
+        f"{_dotted(key, path)} is a secret, but istio-ca publishes it (in a certificate, an output or a file "
+        "name): pass it in plain; only existingRoot.keyPem may be a secret"
+    )
+
+
+def _dotted(key: str, path: ConfigPath) -> str:
+    return key + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
