@@ -4,7 +4,8 @@ become the plain values a Python caller passes: whole-number floats, enum member
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import pytest
 from google.protobuf import struct_pb2  # type: ignore[import-untyped]
@@ -17,6 +18,7 @@ from istio_ca.plain_values import plain_mesh
 from istio_ca.validation import ConfigError
 
 SECRET = {rpc._special_sig_key: rpc._special_secret_sig}
+T = TypeVar("T")
 OUTPUT = {rpc._special_sig_key: rpc._special_output_value_sig}
 
 
@@ -34,6 +36,13 @@ def output(value: Any = None, *, known: bool = True, is_secret: bool = False) ->
     return sent
 
 
+def in_a_loop(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` in a fresh event loop left current: asyncio.run would leave none for the Pulumi mocks' tests."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop.run_until_complete(work)
+
+
 def received(mesh: dict[str, Any]) -> dict[str, Any]:
     """`mesh` sent over the wire and deserialized as the provider server does for Construct, then made plain."""
 
@@ -43,7 +52,7 @@ def received(mesh: dict[str, Any]) -> dict[str, Any]:
         inputs = await ProviderServicer._construct_inputs(struct, {})
         return plain_mesh(inputs["mesh"])
 
-    return asyncio.run(run())
+    return in_a_loop(run())
 
 
 def test_whole_number_floats_arrive_as_integers_and_pass_the_checks() -> None:

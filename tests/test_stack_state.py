@@ -3,7 +3,6 @@ backend ends the run with its reason in one line."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pulumi
@@ -12,6 +11,7 @@ from pulumi.resource import DependencyResource
 
 from istio_ca import stack_state
 from istio_ca.stack_state import qualified_type
+from tests.test_plain_values import in_a_loop
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +73,7 @@ def test_a_served_component_finds_its_record_under_a_parent_known_by_urn_alone()
     async def qualified(parent_urn: str) -> str:
         return qualified_type("istio-ca:index:MeshCA", DependencyResource(parent_urn))
 
-    stack = asyncio.run(qualified("urn:pulumi:dev::infra::pulumi:pulumi:Stack::infra-dev"))
+    stack = in_a_loop(qualified("urn:pulumi:dev::infra::pulumi:pulumi:Stack::infra-dev"))
     assert stack == "istio-ca:index:MeshCA"
-    nested = asyncio.run(qualified("urn:pulumi:dev::infra::acme:index:Platform::platform"))
+    nested = in_a_loop(qualified("urn:pulumi:dev::infra::acme:index:Platform::platform"))
     assert nested == "acme:index:Platform$istio-ca:index:MeshCA"
