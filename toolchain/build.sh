@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds, or reuses from the cache, the pinned offline toolchain the end-to-end tests run:
-# the pulumi CLI and its Python language host, the tls and kubernetes provider plugins,
+# the pulumi CLI and its Python and YAML language hosts, the tls and kubernetes provider plugins,
 # kube-apiserver and etcd, and Istio's pilot-discovery (istiod) with Istio's CRDs. Each tool
 # is built from Go modules by toolchain/<tool>/build.sh and cached outside the clone under a
 # key made of its recipe (go.mod, go.sum, scripts, the shared lib.sh) and the Go version, so a warm
@@ -9,9 +9,10 @@
 #   bash toolchain/build.sh        progress on stderr; last stdout line: the toolchain directory
 #
 # The directory holds bin/ (pulumi, pulumi-language-python, pulumi-language-python-exec,
-# kube-apiserver, etcd, pilot-discovery), providers/ (pulumi-resource-tls, pulumi-resource-kubernetes)
-# and share/istio/crd-all.gen.yaml (the CRD bundle of the pinned istio.io/istio module, copied into
-# the cache by toolchain/istiod/build.sh; it is never part of the repository).
+# pulumi-nodejs-sdkgen, pulumi-language-yaml, kube-apiserver, etcd, pilot-discovery), providers/
+# (pulumi-resource-tls, pulumi-resource-kubernetes) and share/istio/crd-all.gen.yaml (the CRD bundle
+# of the pinned istio.io/istio module, copied into the cache by toolchain/istiod/build.sh; it is
+# never part of the repository).
 # ISTIO_CA_TOOLCHAIN_CACHE moves the cache (default ~/.cache/istio-ca/toolchain).
 set -euo pipefail
 
@@ -64,6 +65,7 @@ build_tool() { # tool -> prints its cached directory
 }
 
 pulumi_dir="$(build_tool pulumi)"
+yaml_dir="$(build_tool yaml)"
 tls_dir="$(build_tool tls)"
 kubernetes_dir="$(build_tool kubernetes)"
 kube_dir="$(build_tool kube)"
@@ -71,13 +73,19 @@ istiod_dir="$(build_tool istiod)"
 
 # One directory per combination, so checkouts with other pins never collide (and the lock above keeps
 # two runs from assembling the same one at once).
-combined="$cache/toolchain-$(echo "$pulumi_dir $tls_dir $kubernetes_dir $kube_dir $istiod_dir" | sha256sum | cut -c1-16)"
+# "hardlinks" names the layout of bin/ below (older combinations have pulumi's files as symlinks).
+parts="hardlinks $pulumi_dir $yaml_dir $tls_dir $kubernetes_dir $kube_dir $istiod_dir"
+combined="$cache/toolchain-$(echo "$parts" | sha256sum | cut -c1-16)"
 if [ ! -d "$combined" ]; then
   rm -rf "$combined.partial"
   mkdir -p "$combined.partial/bin" "$combined.partial/providers" "$combined.partial/share/istio"
-  # pulumi finds its language host next to its resolved path, so these links are enough.
-  for file in pulumi pulumi-language-python pulumi-language-python-exec; do
-    ln -s "$pulumi_dir/$file" "$combined.partial/bin/$file"
+  # pulumi looks for its language hosts next to its resolved path (PULUMI_IGNORE_AMBIENT_PLUGINS
+  # turns off the $PATH lookup), and the YAML host is built in another directory: so pulumi and the
+  # hosts are hard links here, not symlinks (those would resolve into their own tool directories).
+  # A symlinked host found on $PATH would also draw "using pulumi-language-... from $PATH" warnings.
+  for file in "$pulumi_dir"/{pulumi,pulumi-language-python,pulumi-language-python-exec,pulumi-nodejs-sdkgen} \
+    "$yaml_dir"/pulumi-language-yaml; do
+    ln "$file" "$combined.partial/bin/" 2>/dev/null || cp "$file" "$combined.partial/bin/"
   done
   ln -s "$kube_dir/kube-apiserver" "$combined.partial/bin/kube-apiserver"
   ln -s "$kube_dir/etcd" "$combined.partial/bin/etcd"
