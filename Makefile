@@ -13,6 +13,7 @@ up: venv
 # one end-to-end test at a time keeps the two cores only about two-thirds busy. Each worker starts its own
 # API servers, istiod and PostgreSQL.
 test: lint
+	GOTOOLCHAIN=local go -C toolchain/pulumi test ./pylanghost/
 	toolchain="$$(bash toolchain/build.sh)" && ISTIO_CA_TOOLCHAIN="$$toolchain" \
 	  $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 

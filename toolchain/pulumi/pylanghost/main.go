@@ -6,10 +6,11 @@
 // pulumi-language-python-exec (from the sdk/v3 module) next to it.
 //
 // It speaks the LanguageRuntime gRPC protocol of github.com/pulumi/pulumi/sdk/v3 and covers what a
-// Python *program* needs: Handshake, GetPluginInfo, GetRequiredPackages, Run, InstallDependencies,
+// Python *program* and a Python *plugin* (component provider or policy pack) need: Handshake,
+// GetPluginInfo, GetRequiredPackages, Run, RunPlugin, InstallDependencies (programs and plugins),
 // About, GetProgramDependencies and Cancel. Virtualenv/toolchain handling is delegated to the sdk's
 // python/toolchain package. Not covered (answer Unimplemented): code generation (convert, import,
-// package gen-sdk), Python component/policy plugins (RunPlugin), pulumi new prompts, Pack and Link.
+// package gen-sdk), pulumi new prompts, Pack and Link; --attach-debugger is refused.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,9 +27,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	sdk "github.com/pulumi/pulumi/sdk/v3"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/logging"
@@ -42,18 +47,66 @@ import (
 // Exit code the executor script uses after it already printed an actionable error.
 const exitAfterUserMessage = 32
 
+// cliFlags is our command line: upstream's flags plus the legacy ones older engines still pass.
+type cliFlags struct {
+	tracing     string
+	showVersion bool
+	executor    string
+	legacy      legacyFlags
+	// engineAddress is the optional positional argument.
+	engineAddress string
+}
+
+// legacyFlags are the start-up flags of engines built on sdk/v3 before v3.209.0 (pulumi-yaml
+// v1.25.0 embeds v3.206.0): `-<key>=<value>` for each runtime option, then `-root=<abs root>`.
+// Upstream's host has kept them as "[obsolete]" no-ops since it got ProgramInfo (pulumi#14654),
+// because those engines send the same root and options in every request's ProgramInfo; before that
+// -root and -virtualenv were its only source. So they are only defaults for a request that carries
+// no ProgramInfo at all (see hostOptions).
+type legacyFlags struct {
+	root, virtualenv, toolchain, typechecker string
+}
+
+// parseFlags declares our flags on fs and parses args. Like upstream, an undeclared flag is an
+// error: a legacy engine turns every runtime option key into a flag, so this also rejects an
+// option key that Python does not know.
+func parseFlags(fs *flag.FlagSet, args []string) (cliFlags, error) {
+	var f cliFlags
+	fs.StringVar(&f.tracing, "tracing", "", "Zipkin-compatible tracing endpoint (passed to the program)")
+	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	fs.StringVar(&f.executor, "use-executor", "",
+		"path of pulumi-language-python-exec (default: next to this binary)")
+	fs.StringVar(&f.legacy.root, "root", "", "[legacy] project root, for requests without ProgramInfo")
+	fs.StringVar(&f.legacy.virtualenv, "virtualenv", "",
+		"[legacy] runtime option virtualenv, for requests without ProgramInfo")
+	fs.StringVar(&f.legacy.toolchain, "toolchain", "",
+		"[legacy] runtime option toolchain, for requests without ProgramInfo")
+	fs.StringVar(&f.legacy.typechecker, "typechecker", "",
+		"[legacy] runtime option typechecker, for requests without ProgramInfo")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	// The engine passes its address as the first positional argument (older protocol); newer
+	// engines may instead call Handshake.
+	if fs.NArg() > 0 {
+		f.engineAddress = fs.Arg(0)
+	}
+	return f, nil
+}
+
 func main() {
-	tracing := flag.String("tracing", "", "Zipkin-compatible tracing endpoint (passed to the program)")
-	showVersion := flag.Bool("version", false, "print the version and exit")
-	executor := flag.String("use-executor", "", "path of pulumi-language-python-exec (default: next to this binary)")
-	flag.Parse()
-	if *showVersion {
+	flags, err := parseFlags(flag.CommandLine, os.Args[1:])
+	if err != nil {
+		cmdutil.Exit(err) // flag.CommandLine exits on a parse error; this is belt and braces
+	}
+	if flags.showVersion {
 		fmt.Println(version.Version)
 		return
 	}
 	logging.InitLogging(false, 0, false)
 
-	if *executor == "" {
+	executor := flags.executor
+	if executor == "" {
 		self, err := os.Executable()
 		if err != nil {
 			cmdutil.Exit(fmt.Errorf("could not determine current executable: %w", err))
@@ -61,14 +114,13 @@ func main() {
 		if resolved, err := filepath.EvalSymlinks(self); err == nil {
 			self = resolved
 		}
-		*executor = filepath.Join(filepath.Dir(self), "pulumi-language-python-exec")
+		executor = filepath.Join(filepath.Dir(self), "pulumi-language-python-exec")
 	}
-	if _, err := os.Stat(*executor); err != nil {
-		cmdutil.Exit(fmt.Errorf("missing executor %s: %w", *executor, err))
+	if _, err := os.Stat(executor); err != nil {
+		cmdutil.Exit(fmt.Errorf("missing executor %s: %w", executor, err))
 	}
 
-	host := &pyHost{exec: *executor, tracing: *tracing}
-	host.cancelCtx, host.cancel = context.WithCancel(context.Background())
+	host := newHost(executor, flags.tracing, flags.legacy)
 
 	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	done := make(chan bool)
@@ -78,10 +130,8 @@ func main() {
 		close(done)
 	}()
 
-	// The engine passes its address as the first positional argument (older protocol); newer
-	// engines may instead call Handshake.
-	if args := flag.Args(); len(args) > 0 {
-		host.engineAddress = args[0]
+	if flags.engineAddress != "" {
+		host.engineAddress = flags.engineAddress
 		if err := rpcutil.Healthcheck(sigCtx, host.engineAddress, 5*time.Minute, stop); err != nil {
 			cmdutil.Exit(fmt.Errorf("could not start health check: %w", err))
 		}
@@ -110,23 +160,62 @@ type pyHost struct {
 
 	exec          string
 	tracing       string
+	legacy        legacyFlags
 	engineAddress string
 	cancelCtx     context.Context
 	cancel        context.CancelFunc
 }
 
-// options turns Pulumi.yaml `runtime.options` into toolchain options.
-func options(info *pulumirpc.ProgramInfo) (toolchain.PythonOptions, error) {
-	opts := toolchain.PythonOptions{}
-	if info == nil {
-		opts.Toolchain = toolchain.Pip
-		return opts, nil
+// newHost is a host that runs programs through the executor script exec.
+func newHost(exec, tracing string, legacy legacyFlags) *pyHost {
+	h := &pyHost{exec: exec, tracing: tracing, legacy: legacy}
+	h.cancelCtx, h.cancel = context.WithCancel(context.Background())
+	return h
+}
+
+// hostOptions resolves the toolchain options of one request: its ProgramInfo when it has one, else
+// the legacy start-up flags (an engine that sends no ProgramInfo only had those). isPlugin is true
+// for a plugin that must run in a virtualenv of its own (not for policy packs, see parseOptions).
+func (h *pyHost) hostOptions(info *pulumirpc.ProgramInfo, isPlugin bool) (toolchain.PythonOptions, error) {
+	if info != nil {
+		raw := map[string]any{}
+		if info.GetOptions() != nil {
+			raw = info.GetOptions().AsMap()
+		}
+		return parseOptions(info.GetRootDirectory(), info.GetProgramDirectory(), raw, isPlugin)
 	}
-	opts.Root, opts.ProgramDir = info.GetRootDirectory(), info.GetProgramDirectory()
 	raw := map[string]any{}
-	if info.GetOptions() != nil {
-		raw = info.GetOptions().AsMap()
+	for key, value := range map[string]string{
+		"virtualenv": h.legacy.virtualenv, "toolchain": h.legacy.toolchain, "typechecker": h.legacy.typechecker,
+	} {
+		if value != "" {
+			raw[key] = value
+		}
 	}
+	if _, ok := raw["toolchain"]; !ok {
+		// Without a program directory there is nowhere to look for uv.lock or poetry.lock.
+		raw["toolchain"] = "pip"
+	}
+	return parseOptions(h.legacy.root, h.legacy.root, raw, isPlugin)
+}
+
+// parseOptions turns Pulumi.yaml/PulumiPlugin.yaml `runtime.options` into toolchain options. A
+// plugin with the pip (or automatic) toolchain and no virtualenv option gets "venv", as upstream
+// does: plugins never run in the ambient Python, unlike programs and policy packs, which may.
+func parseOptions(root, programDir string, raw map[string]any, isPlugin bool) (toolchain.PythonOptions, error) {
+	opts := toolchain.PythonOptions{Root: root, ProgramDir: programDir}
+	opts, err := parseOptionValues(opts, raw)
+	if err != nil {
+		return opts, err
+	}
+	if isPlugin && opts.Virtualenv == "" && (opts.Toolchain == toolchain.Pip || opts.Toolchain == toolchain.Auto) {
+		opts.Virtualenv = "venv"
+	}
+	return opts, nil
+}
+
+// parseOptionValues sets the virtualenv, toolchain and typechecker options in raw on opts.
+func parseOptionValues(opts toolchain.PythonOptions, raw map[string]any) (toolchain.PythonOptions, error) {
 	str := func(key string) (string, error) {
 		v, ok := raw[key]
 		if !ok {
@@ -220,7 +309,7 @@ var plainVersion = regexp.MustCompile(`^\d+(\.\d+){0,2}$`)
 func (h *pyHost) GetRequiredPackages(ctx context.Context,
 	req *pulumirpc.GetRequiredPackagesRequest,
 ) (*pulumirpc.GetRequiredPackagesResponse, error) {
-	_, tc, err := validatedToolchain(ctx, req.GetInfo())
+	_, tc, err := h.validatedToolchain(ctx, req.GetInfo())
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +379,7 @@ func (h *pyHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc
 	if req.GetAttachDebugger() {
 		return &pulumirpc.RunResponse{Error: "this language host does not support --attach-debugger"}, nil
 	}
-	opts, tc, err := validatedToolchain(ctx, req.GetInfo())
+	opts, tc, err := h.validatedToolchain(ctx, req.GetInfo())
 	if err != nil {
 		return nil, err
 	}
@@ -307,10 +396,10 @@ func (h *pyHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc
 
 // validatedToolchain resolves the program's Python toolchain from its runtime options and checks
 // that its virtualenv is usable.
-func validatedToolchain(ctx context.Context,
+func (h *pyHost) validatedToolchain(ctx context.Context,
 	info *pulumirpc.ProgramInfo,
 ) (toolchain.PythonOptions, toolchain.Toolchain, error) {
-	opts, err := options(info)
+	opts, err := h.hostOptions(info, false)
 	if err != nil {
 		return opts, nil, err
 	}
@@ -457,13 +546,14 @@ func runResponse(runErr error) *pulumirpc.RunResponse {
 	}
 }
 
+// InstallDependencies installs a program's or a plugin's requirements into its virtualenv (for a
+// plugin by default its own "venv", see parseOptions), creating the virtualenv first. A plugin that
+// is a buildable package (pyproject.toml with a build system) is itself installed too, so that
+// RunPlugin can start it through pulumi.run.plugin.
 func (h *pyHost) InstallDependencies(req *pulumirpc.InstallDependenciesRequest,
 	server pulumirpc.LanguageRuntime_InstallDependenciesServer,
 ) error {
-	if req.GetIsPlugin() {
-		return errors.New("this language host does not support installing Python plugins")
-	}
-	opts, err := options(req.GetInfo())
+	opts, err := h.hostOptions(req.GetInfo(), req.GetIsPlugin())
 	if err != nil {
 		return err
 	}
@@ -472,21 +562,251 @@ func (h *pyHost) InstallDependencies(req *pulumirpc.InstallDependenciesRequest,
 		return err
 	}
 	defer closer.Close()
+	stdout, stderr, _ = serialized(stdout, stderr)
 	tc, err := toolchain.ResolveToolchain(opts)
 	if err != nil {
 		return err
 	}
+	ctx, dir := server.Context(), req.GetInfo().GetProgramDirectory()
+	useVersionTools := req.GetUseLanguageVersionTools()
 	fmt.Fprintf(stdout, "Installing dependencies...\n\n")
-	if err := tc.InstallDependencies(server.Context(), req.GetInfo().GetProgramDirectory(),
-		req.GetUseLanguageVersionTools(), true, stdout, stderr); err != nil {
+	if req.GetIsPlugin() {
+		buildable, err := toolchain.IsBuildablePackage(dir)
+		if err != nil {
+			return fmt.Errorf("checking if plugin is a buildable package: %w", err)
+		}
+		if buildable {
+			if err := tc.InstallPackage(ctx, dir, useVersionTools, true, stdout, stderr); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tc.InstallDependencies(ctx, dir, useVersionTools, true, stdout, stderr); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Finished installing dependencies\n\n")
 	return closer.Close()
 }
 
+// serialized wraps two writers that share one gRPC stream so that only one writes at a time:
+// exec.Cmd copies a child's stdout and stderr on two goroutines, and a gRPC stream must not be
+// sent on from two goroutines at once. Other sends on the stream must hold the returned lock.
+func serialized(stdout, stderr io.Writer) (io.Writer, io.Writer, *sync.Mutex) {
+	mu := &sync.Mutex{}
+	return &lockedWriter{mu: mu, w: stdout}, &lockedWriter{mu: mu, w: stderr}, mu
+}
+
+// lockedWriter writes to w while holding mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+// Write writes p to the underlying writer under the shared lock.
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// RunPlugin runs a Python plugin for the engine, as upstream's host does: a resource plugin (a
+// component provider) is `python <dir> args...` in the plugin's own virtualenv, a policy pack
+// (kind analyzer) is `python -u -m pulumi.policy args... <dir>` started behind the sdk's policy
+// proxy, and a buildable package without __main__.py is `python -m pulumi.run.plugin <name> args...`.
+// Its stdout and stderr stream to the engine, then its exit code.
+func (h *pyHost) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	if req.GetAttachDebugger() {
+		return errors.New("this language host does not support --attach-debugger")
+	}
+	ctx := server.Context()
+	analyzer := req.GetKind() == string(apitype.AnalyzerPlugin)
+	opts, err := h.hostOptions(req.GetInfo(), !analyzer)
+	if err != nil {
+		return err
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return err
+	}
+	// Upstream skips this check and then fails on a missing python binary; the sdk's error says
+	// how to create the virtualenv.
+	if err := tc.ValidateVenv(ctx); err != nil {
+		return err
+	}
+	cmd, err := pluginCommand(ctx, tc, opts, req)
+	if err != nil {
+		return err
+	}
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	stdout, stderr, sendLock := serialized(stdout, stderr)
+	// Start from our environment: the sdk's Command leaves Env nil for the ambient Python, and
+	// appending to a nil Env would hand the plugin nothing but the engine's variables.
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if analyzer {
+		err = runPolicyPack(ctx, cmd, req.GetEnv(), stdout)
+	} else {
+		cmd.Env = append(cmd.Env, req.GetEnv()...)
+		err = cmd.Run()
+	}
+	code, err := pluginExitCode(err)
+	if err != nil {
+		return err
+	}
+	if err := closer.Close(); err != nil {
+		return err
+	}
+	// The engine stops reading at the exit code, so it goes last; the policy proxy may still be
+	// copying a last chunk of the pack's stdout, hence the lock.
+	sendLock.Lock()
+	defer sendLock.Unlock()
+	return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: code}})
+}
+
+// pluginCommand is the plugin's command line and working directory (see RunPlugin). A policy pack
+// runs in its own directory, as the retired pulumi-analyzer-python-policy shim ran it; any other
+// plugin runs in the engine's working directory.
+func pluginCommand(ctx context.Context, tc toolchain.Toolchain,
+	opts toolchain.PythonOptions, req *pulumirpc.RunPluginRequest,
+) (*exec.Cmd, error) {
+	dir := req.GetInfo().GetProgramDirectory()
+	module, err := pluginRunModuleName(ctx, tc, opts.Root, dir)
+	if err != nil {
+		return nil, err
+	}
+	var cmd *exec.Cmd
+	switch {
+	case module != "":
+		cmd, err = tc.ModuleCommand(ctx, "pulumi.run.plugin", append([]string{module}, req.GetArgs()...)...)
+	case req.GetKind() == string(apitype.AnalyzerPlugin):
+		// The directory goes last for policy packs and first for everything else.
+		args := append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...)
+		cmd, err = tc.Command(ctx, append(args, dir)...)
+	default:
+		cmd, err = tc.Command(ctx, append([]string{dir}, req.GetArgs()...)...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cmd.Dir = req.GetPwd()
+	if req.GetKind() == string(apitype.AnalyzerPlugin) {
+		cmd.Dir = dir
+	}
+	return cmd, nil
+}
+
+// pluginRunModuleName is the package name to hand `python -m pulumi.run.plugin` when the plugin
+// runs that way: it has no __main__.py, its root is a buildable package, and its pulumi SDK has
+// pulumi.run.plugin (older SDKs do not). Otherwise it is "" and the directory runs as a script.
+func pluginRunModuleName(ctx context.Context, tc toolchain.Toolchain, root, dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "__main__.py")); err == nil {
+		return "", nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("looking for __main__.py: %w", err)
+	}
+	check, err := tc.Command(ctx, "-c", "import pulumi.run.plugin")
+	if err != nil {
+		return "", err
+	}
+	if out, err := check.CombinedOutput(); err != nil && strings.Contains(string(out), "ModuleNotFoundError") {
+		return "", nil
+	}
+	buildable, err := toolchain.IsBuildablePackage(root)
+	if err != nil {
+		return "", fmt.Errorf("checking if plugin is a buildable package: %w", err)
+	}
+	if !buildable {
+		return "", errors.New("plugin is not runnable, it provides neither __main__.py nor a buildable pyproject.toml")
+	}
+	pyproject, err := toolchain.LoadPyproject(root)
+	if err != nil {
+		return "", fmt.Errorf("loading pyproject: %w", err)
+	}
+	return pyproject.Project.Name, nil
+}
+
+// runPolicyPack runs a policy pack behind the sdk's PolicyProxy: the engine talks to the proxy
+// first (its port is our first stdout line) and sends the stack's configuration, which
+// pulumi-policy reads from the environment, so the pack can only start once that has arrived. The
+// proxy then reads the pack's port from its stdout and forwards the engine's calls to it.
+func runPolicyPack(ctx context.Context, cmd *exec.Cmd, env []string, stdout io.Writer) error {
+	proxy, packStdout, err := sdk.NewPolicyProxy(ctx, stdout)
+	if err != nil {
+		return fmt.Errorf("could not start policy pack proxy: %w", err)
+	}
+	cmd.Stdout = packStdout
+	cfg, err := proxy.AwaitConfiguration(ctx)
+	if err != nil {
+		return fmt.Errorf("could not get stack configuration: %w", err)
+	}
+	stackEnv, err := policyPackEnv(cfg)
+	if err != nil {
+		return err
+	}
+	cmd.Env = append(append(cmd.Env, stackEnv...), env...)
+	if err := cmd.Start(); err != nil {
+		// Unblock engine calls already waiting on the proxy for the pack.
+		proxy.Abort(err)
+		return err
+	}
+	if err := proxy.Attach(ctx, cmd); err != nil {
+		return fmt.Errorf("could not attach policy pack proxy: %w", err)
+	}
+	return nil
+}
+
+// policyPackEnv is the stack's configuration as upstream's host passes it to a policy pack:
+// PULUMI_ORGANIZATION, PULUMI_PROJECT, PULUMI_STACK (each when set), PULUMI_DRY_RUN and the config
+// as JSON in PULUMI_CONFIG.
+func policyPackEnv(cfg *pulumirpc.AnalyzerStackConfigureRequest) ([]string, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	env := []string{}
+	for _, kv := range [][2]string{
+		{"PULUMI_ORGANIZATION", cfg.GetOrganization()},
+		{"PULUMI_PROJECT", cfg.GetProject()},
+		{"PULUMI_STACK", cfg.GetStack()},
+		{"PULUMI_DRY_RUN", strconv.FormatBool(cfg.GetDryRun())},
+	} {
+		if kv[1] != "" {
+			env = append(env, kv[0]+"="+kv[1])
+		}
+	}
+	if cfg.GetConfig() != nil {
+		b, err := json.Marshal(cfg.GetConfig())
+		if err != nil {
+			return nil, fmt.Errorf("could not marshal stack configuration: %w", err)
+		}
+		env = append(env, "PULUMI_CONFIG="+string(b))
+	}
+	return env, nil
+}
+
+// pluginExitCode maps how the plugin ended onto the exit code for the engine: 0, its exit status
+// (-1 when a signal ended it), or an error when it could not be run at all.
+func pluginExitCode(runErr error) (int32, error) {
+	if runErr == nil {
+		return 0, nil
+	}
+	var exitErr *exec.ExitError
+	if errors.As(runErr, &exitErr) {
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok {
+			return int32(ws.ExitStatus()), nil
+		}
+		return int32(exitErr.ExitCode()), nil
+	}
+	return 0, fmt.Errorf("problem executing plugin program (could not run language executor): %w", runErr)
+}
+
 func (h *pyHost) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumirpc.AboutResponse, error) {
-	opts, err := options(req.GetInfo())
+	opts, err := h.hostOptions(req.GetInfo(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -512,7 +832,7 @@ func (h *pyHost) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulum
 func (h *pyHost) GetProgramDependencies(ctx context.Context,
 	req *pulumirpc.GetProgramDependenciesRequest,
 ) (*pulumirpc.GetProgramDependenciesResponse, error) {
-	opts, err := options(req.GetInfo())
+	opts, err := h.hostOptions(req.GetInfo(), false)
 	if err != nil {
 		return nil, err
 	}
