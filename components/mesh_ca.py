@@ -34,7 +34,7 @@ from istio_ca.config_schema import MeshConfig
 from istio_ca.existing_root import ExistingRoot
 from istio_ca.file_export import component_layout, export_when_applied, protect_render_directories
 from istio_ca.outputs import register_declared_outputs
-from istio_ca.plain_values import plain_mesh
+from istio_ca.plain_values import as_input, plain_mesh
 from istio_ca.rotation import RootRotationState
 from istio_ca.rotation_gate import held_phase_output
 from istio_ca.settings import RootFromCluster, RootFromConfig, StackSettings
@@ -93,7 +93,7 @@ class MeshCA(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MeshCAArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Every check comes before the component registers: a refused run leaves the state as it was.
-        host = dict(args.get("host_clusters") or {})
+        host: dict[str, HostCluster] = as_input(args.get("host_clusters") or {}, "host_clusters")
         settings = parse_settings(plain_mesh(args["mesh"]), frozenset(host))
         strangers = sorted(set(host) - {cluster.name for cluster in settings.clusters})
         if strangers:

@@ -27,7 +27,7 @@ from istio_ca.kube_api import Unreachable
 from istio_ca.mesh_pki import MESH_MEMBER_TYPE, PKI_EXCHANGE, PKI_ONLY
 from istio_ca.outputs import published_files, register_declared_outputs
 from istio_ca.pem import certificate_pem, certificates_in
-from istio_ca.plain_values import plain, plain_mesh
+from istio_ca.plain_values import as_input, plain, plain_mesh
 from istio_ca.profiles import INTERMEDIATE_CA
 from istio_ca.settings import ClusterSettings, StackSettings
 from istio_ca.stack_exchange import read_exchange, text_at
@@ -64,7 +64,7 @@ class MeshMember(pulumi.ComponentResource):
     """What the PKI stack reads: export it as the stack output `istioCaMember`. Public values only."""
 
     def __init__(self, name: str, args: MeshMemberArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        host = args.get("host_cluster")
+        host: HostCluster | None = as_input(args.get("host_cluster"), "host_cluster")
         settings = _member_settings(name, plain_mesh(args["mesh"]), host)
         cluster = settings.clusters[0]
         held = _held_key_generation(name, opts, cluster)

@@ -58,13 +58,18 @@ def _known(output: pulumi.Output[Any], path: ConfigPath, key: str) -> tuple[Any,
     """An Output's value and whether it is secret, when the engine sent it resolved (a component's inputs
     arrive that way); else a clear refusal."""
     # The SDK has no synchronous read; an input's data is a future the provider server already resolved.
-    data = output._data
-    if not data.done() or data.cancelled() or data.exception() is not None or not data.result().is_known:
+    if not _resolved(output):
         raise ConfigError(
             f"{_dotted(key, path)} is not known yet (it comes from a resource not created until `up`): the "
             "mesh is checked whole before anything is created, so give values known at preview"
         )
-    return data.result().value, data.result().is_secret
+    data = output._data.result()
+    return data.value, data.is_secret
+
+
+def _resolved(output: pulumi.Output[Any]) -> bool:
+    data = output._data
+    return data.done() and not data.cancelled() and data.exception() is None and data.result().is_known
 
 
 def _refuse_secrets_outside(value: Any, path: ConfigPath, key: str) -> None:
@@ -93,3 +98,21 @@ def _published_secret(key: str, path: ConfigPath) -> ConfigError:
 
 def _dotted(key: str, path: ConfigPath) -> str:
     return key + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+
+
+def as_input(value: Any, key: str, secret: bool = False) -> Any:
+    """A served input the component passes on rather than reads (a host cluster's provider and kubeconfig): a
+    known Output, or a secret in the old wire form, becomes its value, each value inside a secret one becoming
+    a secret Output; resources pass as they are."""
+    if isinstance(value, pulumi.Output):
+        if not _resolved(value):
+            return value  # unknown at preview (a cluster the stack creates): the component takes it as it is
+        inner, is_secret = _known(value, (), key)
+        return as_input(inner, key, secret or is_secret)
+    if rpc.is_rpc_secret(value):
+        return as_input(rpc.unwrap_rpc_secret(value), key, True)
+    if isinstance(value, Mapping):
+        return {name: as_input(item, f"{key}.{name}", secret) for name, item in value.items()}
+    if secret and isinstance(value, str):
+        return pulumi.Output.secret(value)
+    return value

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import pulumi
 import pytest
 from google.protobuf import struct_pb2  # type: ignore[import-untyped]
 from pulumi.provider.server import ProviderServicer
@@ -14,7 +15,7 @@ from pulumi.runtime import rpc
 
 from istio_ca.config import parse_settings
 from istio_ca.config_schema import KeyAlgorithm
-from istio_ca.plain_values import plain_mesh
+from istio_ca.plain_values import as_input, plain_mesh
 from istio_ca.validation import ConfigError
 
 SECRET = {rpc._special_sig_key: rpc._special_secret_sig}
@@ -110,3 +111,15 @@ def test_a_value_unknown_at_preview_is_refused_by_its_path() -> None:
 def test_a_mesh_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(ConfigError, match="mesh must be an object"):
         plain_mesh(["east"])
+
+
+def test_a_host_clusters_secret_kubeconfig_is_passed_on_as_a_secret_output() -> None:
+    async def run() -> tuple[Any, bool]:
+        struct = struct_pb2.Struct()
+        struct.update({"hostClusters": {"east": {"kubeconfig": secret("apiVersion: v1")}}})
+        inputs = await ProviderServicer._construct_inputs(struct, {})
+        kubeconfig = as_input(inputs["hostClusters"], "hostClusters")["east"]["kubeconfig"]
+        assert isinstance(kubeconfig, pulumi.Output)
+        return await kubeconfig.future(), await kubeconfig.is_secret()
+
+    assert in_a_loop(run()) == ("apiVersion: v1", True)

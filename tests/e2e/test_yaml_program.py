@@ -8,7 +8,7 @@ the session's key finder (tests/e2e/leak_audit.py), as for the Python stacks.
 from __future__ import annotations
 
 import json
-import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
-from tests.e2e.pulumi_cli import Toolchain, Workspace, new_workspace, printed
+from tests.e2e.pulumi_cli import COMMAND_TIMEOUT_SECONDS, Toolchain, Workspace, new_workspace, printed
 from tests.e2e.rotation_checks import NOT_STARTED, RETIRE, SWITCH, TRUST_BOTH, Roots, down
 from tests.e2e.stacks import age_certificates
 from tests.installed import install_checkout
@@ -54,16 +54,22 @@ def yaml_stack(
     from package/requirements.txt, as `pulumi install` would make it."""
     base = tmp_path_factory.mktemp("yaml")
     venv = install_checkout(base / "install", "package")
-    package = base / "package"
-    shutil.copytree(PROJECT_DIR / "package", package, ignore=shutil.ignore_patterns("__pycache__", "venv"))
-    (package / "venv").symlink_to(venv, target_is_directory=True)
+    # The package as it sits in a checkout (install_checkout's copy), its virtualenv the one made from its
+    # requirements.txt; each CLI run installs them again there, as for any source plugin.
+    package = base / "install" / "source" / "package"
+    plugin = yaml.safe_load((package / "PulumiPlugin.yaml").read_text())
+    assert plugin["runtime"]["options"] == {"virtualenv": "venv"}
+    plugin["runtime"]["options"]["virtualenv"] = str(venv)
+    (package / "PulumiPlugin.yaml").write_text(yaml.safe_dump(plugin))
     workspace = new_workspace(base / "project", "dev", pulumi_env, EXAMPLE)
     program = yaml.safe_load((workspace.directory / "Pulumi.yaml").read_text())
     assert program["packages"] == {"istio-ca": "../../package"}
     program["packages"]["istio-ca"] = str(package)
     write_program(workspace, program)
     for name, cluster in yaml_clusters.items():
-        workspace.run("config", "set", "--secret", f"{name}Kubeconfig", stdin=cluster.kubeconfig.read_text())
+        # As kubectl writes one (YAML): the YAML language host reads a JSON config value as an object, not a string.
+        kubeconfig = yaml.safe_dump(yaml.safe_load(cluster.kubeconfig.read_text()))
+        workspace.run("config", "set", "--secret", f"{name}Kubeconfig", stdin=kubeconfig)
     return workspace
 
 
@@ -92,7 +98,17 @@ def up_with_one_down(workspace: Workspace) -> None:
 
 def test_get_schema_prints_the_typed_schema(yaml_stack: Workspace) -> None:
     program = yaml.safe_load((yaml_stack.directory / "Pulumi.yaml").read_text())
-    result = yaml_stack.run("package", "get-schema", program["packages"]["istio-ca"])
+    # Not a stack command: run outside the workspace's `--stack`, still recorded for the key finder.
+    result = subprocess.run(
+        ["pulumi", "package", "get-schema", program["packages"]["istio-ca"]],
+        cwd=yaml_stack.directory,
+        env=yaml_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+    )
+    yaml_stack._record("package get-schema", result.stdout + result.stderr)
+    assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
     assert schema["name"] == "istio-ca"
     assert "istio-ca:index:MeshCA" in schema["resources"]
