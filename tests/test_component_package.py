@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
+
+import mypy.api
+import pytest
 
 import istio_ca
 from istio_ca.component_package import PACKAGE_NAME, schema_provider
@@ -116,3 +120,23 @@ def test_a_host_cluster_takes_the_kubernetes_provider_a_program_declares() -> No
         "kubernetes" in str(value) for value in document.get("language", {}).values()
     )
     assert document["resources"][f"{PACKAGE}:index:MeshCA"]["inputProperties"]["mesh"]["$ref"].endswith("MeshConfig")
+
+
+def test_mypy_refuses_a_mesh_with_a_wrong_key_or_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same TypedDicts give a Python caller the schema's checks before anything runs."""
+    caller = tmp_path / "caller.py"
+    caller.write_text(
+        "from istio_ca import KeyAlgorithm, MeshCA, MeshCAArgs, RootConfig\n"
+        'ecdsa: RootConfig = {"keyAlgorithm": KeyAlgorithm.ECDSA}\n'
+        'MeshCA("good", MeshCAArgs(mesh={"clusters": [{"name": "east"}], "root": ecdsa}))\n'
+        'MeshCA("key", MeshCAArgs(mesh={"clusterz": [{"name": "east"}]}))\n'
+        'MeshCA("days", MeshCAArgs(mesh={"clusters": [{"name": "east"}], "root": {"days": "ten"}}))\n'
+    )
+    monkeypatch.setenv("MYPYPATH", str(PROJECT_DIR))  # istio_ca, as the checkout's link to components/
+    config = str(PROJECT_DIR / "pyproject.toml")
+    stdout, _, status = mypy.api.run(
+        ["--config-file", config, "--cache-dir", str(tmp_path / "cache"), "--no-error-summary", str(caller)]
+    )
+    errors = [line.split(": error: ")[0].rsplit(":", 1)[1] for line in stdout.splitlines() if ": error: " in line]
+    assert status == 1 and errors == ["4", "4", "5"], stdout  # line 4: clusterz unknown, clusters missing
+    assert '"clusterz"' in stdout and '"days"' in stdout

@@ -1,7 +1,7 @@
 import pulumi
 import pulumi_kubernetes as k8s
 
-from istio_ca import HostCluster, MeshCA, MeshCAArgs
+from istio_ca import HostCluster, KeyAlgorithm, MeshCA, MeshCAArgs
 
 # The stack that creates the cluster has its kubeconfig; here it comes from this stack's config.
 kubeconfig = pulumi.Config().require_secret("kubeconfig")
@@ -13,8 +13,8 @@ mesh = MeshCA(
         # The keys of the README's config table, without the `istio-ca:` prefix.
         mesh={
             "clusters": [{"name": "east"}],
-            "root": {"keyAlgorithm": "ECDSA"},
-            "intermediate": {"keyAlgorithm": "ECDSA"},
+            "root": {"keyAlgorithm": KeyAlgorithm.ECDSA},
+            "intermediate": {"keyAlgorithm": KeyAlgorithm.ECDSA},
         },
         host_clusters={"east": HostCluster(provider=east, kubeconfig=kubeconfig)},
     ),
