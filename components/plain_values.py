@@ -7,6 +7,7 @@ whole description before they register anything, so every value must be known th
 it into the plain dicts, lists, strings, numbers and booleans a Python caller passes.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
@@ -103,7 +104,8 @@ def _dotted(key: str, path: ConfigPath) -> str:
 def as_input(value: Any, key: str, secret: bool = False) -> Any:
     """A served input the component passes on rather than reads (a host cluster's provider and kubeconfig): a
     known Output, or a secret in the old wire form, becomes its value, each value inside a secret one becoming
-    a secret Output; resources pass as they are."""
+    a secret Output; resources pass as they are. A kubeconfig that arrives as an object becomes its JSON text:
+    the YAML language host reads a kubeconfig set as JSON config as an object."""
     if isinstance(value, pulumi.Output):
         if not _resolved(value):
             return value  # unknown at preview (a cluster the stack creates): the component takes it as it is
@@ -111,7 +113,9 @@ def as_input(value: Any, key: str, secret: bool = False) -> Any:
         return as_input(inner, key, secret or is_secret)
     if rpc.is_rpc_secret(value):
         return as_input(rpc.unwrap_rpc_secret(value), key, True)
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and key.endswith(".kubeconfig"):
+        value = json.dumps(plain(value, key))
+    elif isinstance(value, Mapping):
         return {name: as_input(item, f"{key}.{name}", secret) for name, item in value.items()}
     if secret and isinstance(value, str):
         return pulumi.Output.secret(value)

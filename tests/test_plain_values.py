@@ -4,6 +4,7 @@ become the plain values a Python caller passes: whole-number floats, enum member
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -123,3 +124,18 @@ def test_a_host_clusters_secret_kubeconfig_is_passed_on_as_a_secret_output() -> 
         return await kubeconfig.future(), await kubeconfig.is_secret()
 
     assert in_a_loop(run()) == ("apiVersion: v1", True)
+
+
+def test_a_kubeconfig_that_arrives_as_an_object_is_passed_on_as_its_json_text() -> None:
+    """pulumi-yaml reads a JSON config value as an object, even for a config of type string."""
+    document = {"apiVersion": "v1", "clusters": [{"name": "east"}], "current-context": "east"}
+
+    async def run() -> tuple[Any, bool]:
+        struct = struct_pb2.Struct()
+        struct.update({"hostClusters": {"east": {"kubeconfig": secret(document)}}})
+        inputs = await ProviderServicer._construct_inputs(struct, {})
+        kubeconfig = as_input(inputs["hostClusters"], "hostClusters")["east"]["kubeconfig"]
+        return await kubeconfig.future(), await kubeconfig.is_secret()
+
+    text, is_secret = in_a_loop(run())
+    assert is_secret and json.loads(text) == document

@@ -17,12 +17,15 @@ import pytest
 import yaml
 
 from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
+from tests.e2e.policy_pack import policy_pack
 from tests.e2e.pulumi_cli import COMMAND_TIMEOUT_SECONDS, Toolchain, Workspace, new_workspace, printed
 from tests.e2e.rotation_checks import NOT_STARTED, RETIRE, SWITCH, TRUST_BOTH, Roots, down
 from tests.e2e.stacks import age_certificates
 from tests.installed import install_checkout
 from tests.program import PROJECT_DIR
 from tests.x509_checks import check_cacerts_chain, load_certificates
+
+__all__ = ["policy_pack"]  # the fixture
 
 EXAMPLE = PROJECT_DIR / "examples" / "yaml"
 NAMESPACE = "istio-system"
@@ -67,9 +70,8 @@ def yaml_stack(
     program["packages"]["istio-ca"] = str(package)
     write_program(workspace, program)
     for name, cluster in yaml_clusters.items():
-        # As kubectl writes one (YAML): the YAML language host reads a JSON config value as an object, not a string.
-        kubeconfig = yaml.safe_dump(yaml.safe_load(cluster.kubeconfig.read_text()))
-        workspace.run("config", "set", "--secret", f"{name}Kubeconfig", stdin=kubeconfig)
+        # The local clusters' kubeconfigs are JSON, which the YAML language host hands over as an object.
+        workspace.run("config", "set", "--secret", f"{name}Kubeconfig", stdin=cluster.kubeconfig.read_text())
     return workspace
 
 
@@ -117,17 +119,19 @@ def test_get_schema_prints_the_typed_schema(yaml_stack: Workspace) -> None:
 
 
 def test_a_yaml_program_brings_up_renews_rotates_through_a_cluster_that_is_down_and_destroys(
-    yaml_stack: Workspace, yaml_clusters: dict[str, LocalCluster]
+    yaml_stack: Workspace, yaml_clusters: dict[str, LocalCluster], policy_pack: Path
 ) -> None:
     east, west = yaml_clusters["east"], yaml_clusters["west"]
+    # The first preview and up run under the policy pack (policy/), which the example passes.
+    pack = ("--policy-pack", str(policy_pack))
 
     # preview shows each certificate the mesh will make, and writes nothing.
-    planned = yaml_stack.planned_changes()
+    planned = yaml_stack.planned_changes(*pack)
     assert {"mesh", "east-cert", "west-cert", "east-cacerts", "west-cacerts"} <= set(planned)
     assert {planned[name] for name in ("east-cert", "west-cert", "east-cacerts", "west-cacerts")} == {"create"}
     assert east.secret(NAMESPACE, "cacerts") is None and west.secret(NAMESPACE, "cacerts") is None
 
-    yaml_stack.up()
+    assert "istio-ca-cacerts@v" in printed(yaml_stack.run("up", "--yes", "--skip-preview", *pack))
     chains = {
         name: check_cacerts_chain(cluster.secret_data(NAMESPACE, "cacerts")) for name, cluster in yaml_clusters.items()
     }
