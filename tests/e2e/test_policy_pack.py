@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -59,7 +60,12 @@ AT_UP = {
 def test_the_dev_stack_passes_the_pack(
     policy_pack: Path, pulumi_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    workspace = new_workspace(tmp_path_factory.mktemp("policy-dev") / "project", "dev", pulumi_env)
+    # The shipped dev stack's config under a stack name of its own: test_dev_stack.py's `dev` may share the backend.
+    workspace = new_workspace(tmp_path_factory.mktemp("policy-dev") / "project", "policy-dev", pulumi_env)
+    stack_file = workspace.directory / "Pulumi.policy-dev.yaml"  # as `stack init` wrote it: its secrets salt
+    settings = yaml.safe_load(stack_file.read_text()) or {}
+    settings["config"] = yaml.safe_load((workspace.directory / "Pulumi.dev.yaml").read_text())["config"]
+    stack_file.write_text(yaml.safe_dump(settings))
     pack = ("--policy-pack", str(policy_pack))
     # A team's tighter limit, through the pack's config: the shipped 10-year root is then too long.
     config = workspace.directory / "policy-config.json"
