@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from istio_ca.config_schema import ConfigPath
+from istio_ca.config_schema import ConfigPath, dotted
 from istio_ca.validation import ConfigError
 
 CONFIG_PREFIX = "istio-ca"
@@ -96,8 +96,8 @@ def refuse_plain_private_keys(raw: Mapping[str, Any], secret_paths: frozenset[Co
     for path, value in _leaves(raw, ()):
         if isinstance(value, str) and PRIVATE_KEY_MARKER.search(value) and not _is_secret(path, secret_paths):
             raise ConfigError(
-                f"{CONFIG_PREFIX}:{_dotted(path)} holds a private key in plain text; remove it and set it with "
-                f"`pulumi config set --secret --path '{CONFIG_PREFIX}:{_dotted(path)}' < key.pem`"
+                f"{CONFIG_PREFIX}:{dotted(path)} holds a private key in plain text; remove it and set it with "
+                f"`pulumi config set --secret --path '{CONFIG_PREFIX}:{dotted(path)}' < key.pem`"
             )
     existing = raw.get("existingRoot")
     if (
@@ -122,7 +122,3 @@ def _leaves(value: Any, path: ConfigPath) -> list[tuple[ConfigPath, Any]]:
 def _is_secret(path: ConfigPath, secret_paths: frozenset[ConfigPath]) -> bool:
     """Whether the value at `path`, or a value holding it, was set as a secret."""
     return any(path[: len(secret)] == secret for secret in secret_paths)
-
-
-def _dotted(path: ConfigPath) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")

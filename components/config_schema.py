@@ -17,6 +17,12 @@ import pulumi
 ConfigPath = tuple[str | int, ...]
 """A path in a mesh's description, e.g. ("existingRoot", "keyPem") or ("clusters", 0, "name")."""
 
+
+def dotted(path: ConfigPath) -> str:
+    """A path as the README writes it: `existingRoot.keyPem`, `clusters[0].name`."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+
+
 RSA_KEY_SIZES = (2048, 3072, 4096)
 ECDSA_KEY_SIZES = (256, 384)  # P-256 and P-384: the curves istiod signs with
 KEY_ALGORITHMS = {"RSA": RSA_KEY_SIZES, "ECDSA": ECDSA_KEY_SIZES}

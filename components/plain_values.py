@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import rpc
 
-from istio_ca.config_schema import ConfigPath
+from istio_ca.config_schema import ConfigPath, dotted
 from istio_ca.validation import ConfigError
 
 SECRET_PATHS: frozenset[ConfigPath] = frozenset({("existingRoot", "keyPem")})
@@ -29,20 +29,22 @@ def plain_mesh(mesh: Any, key: str = "mesh") -> dict[str, Any]:
     value = plain(mesh, key)
     if not isinstance(value, dict):
         raise ConfigError(f"{key} must be an object with the keys of the README's config table")
-    _refuse_secrets_outside(mesh, (), key)
     return value
 
 
 def plain(value: Any, key: str) -> Any:
-    """`value` with each known Output and secret replaced by its value, enum members by theirs and whole-number floats
-    by ints; an unknown value is refused, naming `key` (its path)."""
+    """`value` with each known Output and secret replaced by its value, enum members by theirs and whole-number
+    floats by ints; an unknown value, or a secret outside SECRET_PATHS, is refused, naming `key` and its path."""
     return _plain(value, (), key)
 
 
 def _plain(value: Any, path: ConfigPath, key: str) -> Any:
     if isinstance(value, pulumi.Output):
-        return _plain(_known(value, path, key)[0], path, key)
+        inner, secret = _known(value, path, key)
+        _refuse_a_published_secret(secret, path, key)
+        return _plain(inner, path, key)
     if rpc.is_rpc_secret(value):
+        _refuse_a_published_secret(True, path, key)
         return _plain(rpc.unwrap_rpc_secret(value), path, key)
     if isinstance(value, Enum):
         return value.value
@@ -55,13 +57,22 @@ def _plain(value: Any, path: ConfigPath, key: str) -> Any:
     return value
 
 
+def _refuse_a_published_secret(secret: bool, path: ConfigPath, key: str) -> None:
+    """A secret where istio-ca would publish it is refused (never echoing the value)."""
+    if secret and path not in SECRET_PATHS:
+        raise ConfigError(
+            f"{dotted((key, *path))} is a secret, but istio-ca publishes it (in a certificate, an output or a file "
+            "name): pass it in plain; only existingRoot.keyPem may be a secret"
+        )
+
+
 def _known(output: pulumi.Output[Any], path: ConfigPath, key: str) -> tuple[Any, bool]:
     """An Output's value and whether it is secret, when the engine sent it resolved (a component's inputs
     arrive that way); else a clear refusal."""
     # The SDK has no synchronous read; an input's data is a future the provider server already resolved.
     if not _resolved(output):
         raise ConfigError(
-            f"{_dotted(key, path)} is not known yet (it comes from a resource not created until `up`): the "
+            f"{dotted((key, *path))} is not known yet (it comes from a resource not created until `up`): the "
             "mesh is checked whole before anything is created, so give values known at preview"
         )
     data = output._data.result()
@@ -71,34 +82,6 @@ def _known(output: pulumi.Output[Any], path: ConfigPath, key: str) -> tuple[Any,
 def _resolved(output: pulumi.Output[Any]) -> bool:
     data = output._data
     return data.done() and not data.cancelled() and data.exception() is None and data.result().is_known
-
-
-def _refuse_secrets_outside(value: Any, path: ConfigPath, key: str) -> None:
-    if isinstance(value, pulumi.Output):
-        inner, secret = _known(value, path, key)
-        if secret and path not in SECRET_PATHS:
-            raise _published_secret(key, path)
-        _refuse_secrets_outside(inner, path, key)
-    elif rpc.is_rpc_secret(value):
-        if path not in SECRET_PATHS:
-            raise _published_secret(key, path)
-    elif isinstance(value, Mapping):
-        for name, item in value.items():
-            _refuse_secrets_outside(item, (*path, name), key)
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        for index, item in enumerate(value):
-            _refuse_secrets_outside(item, (*path, index), key)
-
-
-def _published_secret(key: str, path: ConfigPath) -> ConfigError:
-    return ConfigError(
-        f"{_dotted(key, path)} is a secret, but istio-ca publishes it (in a certificate, an output or a file "
-        "name): pass it in plain; only existingRoot.keyPem may be a secret"
-    )
-
-
-def _dotted(key: str, path: ConfigPath) -> str:
-    return key + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
 
 
 def as_input(value: Any, key: str, secret: bool = False) -> Any:

@@ -18,6 +18,7 @@ from istio_ca.config import parse_settings
 from istio_ca.config_schema import KeyAlgorithm
 from istio_ca.plain_values import as_input, plain_mesh
 from istio_ca.validation import ConfigError
+from tests.roots import make_root
 
 SECRET = {rpc._special_sig_key: rpc._special_secret_sig}
 T = TypeVar("T")
@@ -85,11 +86,11 @@ def test_nested_outputs_arrive_as_their_values() -> None:
 
 
 def test_the_root_key_may_be_a_secret_and_nothing_else_may() -> None:
-    key = "-----BEGIN PRIVATE KEY-----\nMII...\n-----END PRIVATE KEY-----\n"
+    cert, key = make_root(ecdsa=True)  # made here: no key is kept in the repository
     mesh = received(
-        {"clusters": [{"name": "east"}], "existingRoot": {"certPem": "c", "keyPem": output(key, is_secret=True)}}
+        {"clusters": [{"name": "east"}], "existingRoot": {"certPem": cert, "keyPem": output(key, is_secret=True)}}
     )
-    assert mesh["existingRoot"] == {"certPem": "c", "keyPem": key}
+    assert mesh["existingRoot"] == {"certPem": cert, "keyPem": key}
     with pytest.raises(ConfigError) as error:
         received({"clusters": [{"name": "east"}], "root": {"org": output("Acme", is_secret=True)}})
     assert str(error.value).startswith("mesh.root.org is a secret, but istio-ca publishes it")

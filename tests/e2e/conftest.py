@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.leak_audit import AUDIT
-from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
+from tests.e2e.local_cluster import LocalCluster, running_clusters
 from tests.e2e.pulumi_cli import Toolchain, scratch_environment
 from tests.installed import install_checkout
 
@@ -88,17 +88,8 @@ def split_venv(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def clusters(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalCluster]]:
     """Two independent API servers, each with its own etcd; stopped whatever the tests do."""
-    base = tmp_path_factory.mktemp("clusters")
-    started: dict[str, LocalCluster] = {}
-    try:
-        for name in CLUSTER_NAMES:
-            started[name] = start_cluster(name, toolchain.bin, base / name)
-        for cluster in started.values():
-            wait_ready(cluster)
+    with running_clusters(CLUSTER_NAMES, toolchain.bin, tmp_path_factory.mktemp("clusters")) as started:
         yield started
-    finally:
-        for cluster in started.values():
-            cluster.stop()
 
 
 @pytest.fixture(scope="session")
@@ -106,9 +97,5 @@ def three_clusters(
     toolchain: Toolchain, clusters: dict[str, LocalCluster], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, LocalCluster]]:
     """The two clusters and a third, for the tests that take one down; each test leaves it up."""
-    third = start_cluster("cluster3", toolchain.bin, tmp_path_factory.mktemp("cluster3") / "cluster3")
-    try:
-        wait_ready(third)
-        yield {**clusters, "cluster3": third}
-    finally:
-        third.stop()
+    with running_clusters(["cluster3"], toolchain.bin, tmp_path_factory.mktemp("cluster3")) as third:
+        yield {**clusters, **third}

@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,21 @@ class LocalCluster:
                 process.kill()
                 process.wait()
         self.processes.clear()
+
+
+@contextmanager
+def running_clusters(names: Iterable[str], bin_dir: Path, base: Path) -> Iterator[dict[str, LocalCluster]]:
+    """API servers of these names under `base`, started together and ready; stopped whatever the tests do."""
+    started: dict[str, LocalCluster] = {}
+    try:
+        for name in names:
+            started[name] = start_cluster(name, bin_dir, base / name)
+        for cluster in started.values():
+            wait_ready(cluster)
+        yield started
+    finally:
+        for cluster in started.values():
+            cluster.stop()
 
 
 def start_cluster(name: str, bin_dir: Path, workdir: Path) -> LocalCluster:

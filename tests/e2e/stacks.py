@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.local_cluster import LocalCluster
 from tests.e2e.pulumi_cli import Workspace, new_workspace
-from tests.x509_checks import CACERTS_KEYS
+from tests.x509_checks import CACERTS_KEYS, CacertsChain, check_cacerts_chain
 
 FAST_KEYS = {"keyAlgorithm": "ECDSA"}
 """Intermediates with P-256 keys: for tests about something other than key generation."""
@@ -89,3 +89,22 @@ def age_certificates(workspace: Workspace, hours_left: float, *names: str) -> No
     path.write_text(json.dumps(deployment))
     workspace.run("stack", "import", "--file", str(path))
     path.unlink()
+
+
+def renews_in_place(
+    workspace: Workspace, cluster: LocalCluster, namespace: str, before: CacertsChain
+) -> dict[str, Any]:
+    """Day two for one cluster: its intermediate aged to an hour left is re-issued under the same root, and its
+    `cacerts` is updated in place (the same Secret object, which istiod watches), then nothing changes; returns
+    the renewed Secret."""
+    first = cluster.secret(namespace, "cacerts")
+    assert first is not None
+    age_certificates(workspace, 1, cluster.name)
+    assert workspace.planned_changes() == {f"{cluster.name}-cert": "replace", f"{cluster.name}-cacerts": "update"}
+    workspace.up()
+    renewed = cluster.secret(namespace, "cacerts")
+    assert renewed is not None and renewed["metadata"]["uid"] == first["metadata"]["uid"]
+    after = check_cacerts_chain(cluster.secret_data(namespace, "cacerts"))
+    assert after.intermediate.serial_number != before.intermediate.serial_number and after.issuer == before.issuer
+    workspace.run("preview", "--expect-no-changes")
+    return renewed

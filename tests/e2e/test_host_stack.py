@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
+from tests.e2e.local_cluster import LocalCluster, running_clusters
 from tests.e2e.pulumi_cli import Toolchain, Workspace, new_workspace, printed
-from tests.e2e.stacks import age_certificates
+from tests.e2e.stacks import renews_in_place
 from tests.installed import install_checkout
 from tests.program import PROJECT_DIR
 from tests.x509_checks import check_cacerts_chain
@@ -21,13 +21,9 @@ NAMESPACE = "istio-system"
 @pytest.fixture(scope="module")
 def east(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A cluster of the example's own: its `istio-system` holds no `cacerts` another test left behind."""
-    cluster = start_cluster("east", toolchain.bin, tmp_path_factory.mktemp("east") / "east")
-    try:
-        wait_ready(cluster)
-        cluster.create_namespace(NAMESPACE)
-        yield cluster
-    finally:
-        cluster.stop()
+    with running_clusters(["east"], toolchain.bin, tmp_path_factory.mktemp("east")) as started:
+        started["east"].create_namespace(NAMESPACE)
+        yield started["east"]
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +71,7 @@ def test_a_host_stack_writes_renews_and_destroys_through_its_own_provider(
     host_stack.run("preview", "--expect-no-changes")
 
     # Renewal in place, through the host's provider: the same Secret object, a new intermediate.
-    age_certificates(host_stack, 1, "east")
-    assert host_stack.planned_changes() == {"east-cert": "replace", "east-cacerts": "update"}
-    host_stack.up()
-    renewed = east.secret(NAMESPACE, "cacerts")
-    assert renewed is not None and renewed["metadata"]["uid"] == first["metadata"]["uid"]
-    after = check_cacerts_chain(east.secret_data(NAMESPACE, "cacerts"))
-    assert after.intermediate.serial_number != chain.intermediate.serial_number and after.issuer == chain.issuer
-    host_stack.run("preview", "--expect-no-changes")
+    renewed = renews_in_place(host_stack, east, NAMESPACE, chain)
 
     host_stack.destroy()
     kept = east.secret(NAMESPACE, "cacerts")

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.local_cluster import LocalCluster, start_cluster, wait_ready
+from tests.e2e.local_cluster import LocalCluster, running_clusters
 from tests.e2e.policy_pack import policy_pack
 from tests.e2e.pulumi_cli import COMMAND_TIMEOUT_SECONDS, Toolchain, Workspace, new_workspace, printed
 from tests.e2e.rotation_checks import NOT_STARTED, RETIRE, SWITCH, TRUST_BOTH, Roots, down
-from tests.e2e.stacks import age_certificates
+from tests.e2e.stacks import renews_in_place
 from tests.installed import install_checkout
 from tests.program import PROJECT_DIR
 from tests.x509_checks import check_cacerts_chain, load_certificates
@@ -35,18 +35,10 @@ NAMES = ("east", "west")
 @pytest.fixture(scope="module")
 def yaml_clusters(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalCluster]]:
     """The example's two clusters, of its own: their `istio-system` holds no `cacerts` another test left."""
-    base = tmp_path_factory.mktemp("yaml-clusters")
-    started: dict[str, LocalCluster] = {}
-    try:
-        for name in NAMES:
-            started[name] = start_cluster(name, toolchain.bin, base / name)
+    with running_clusters(NAMES, toolchain.bin, tmp_path_factory.mktemp("yaml-clusters")) as started:
         for cluster in started.values():
-            wait_ready(cluster)
             cluster.create_namespace(NAMESPACE)
         yield started
-    finally:
-        for cluster in started.values():
-            cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -139,18 +131,7 @@ def test_a_yaml_program_brings_up_renews_rotates_through_a_cluster_that_is_down_
     assert root_phases(yaml_stack) == {"east": "steady", "west": "steady"}
     yaml_stack.run("preview", "--expect-no-changes")
 
-    # Renewal in place: east's intermediate is re-issued under the same root, the Secret updated, not re-created.
-    first = east.secret(NAMESPACE, "cacerts")
-    assert first is not None
-    age_certificates(yaml_stack, 1, "east")
-    assert yaml_stack.planned_changes() == {"east-cert": "replace", "east-cacerts": "update"}
-    yaml_stack.up()
-    renewed = east.secret(NAMESPACE, "cacerts")
-    assert renewed is not None and renewed["metadata"]["uid"] == first["metadata"]["uid"]
-    after = check_cacerts_chain(east.secret_data(NAMESPACE, "cacerts"))
-    assert after.intermediate.serial_number != chains["east"].intermediate.serial_number
-    assert after.issuer == chains["east"].issuer
-    yaml_stack.run("preview", "--expect-no-changes")
+    renews_in_place(yaml_stack, east, NAMESPACE, chains["east"])
 
     # A root rotation, west down at trust-both: it fails alone, and switch waits for it.
     roots = Roots(chains["east"].issuer)
